@@ -1,0 +1,140 @@
+"""Input validation shared by every backend: clear errors that name the argument, before any kernel.
+
+Shape/dtype/device checks are free (metadata only). Checks of tensor *values* (ids in range, window
+bounds, alpha in [0, 1]) need a host sync, so callers inside a hot loop pass check_values=False
+after validating once (the sampler does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from warmkern.reference import SCORE_MODES, SCORE_TEMPERATURES
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+INT64_MAX = 2**63 - 1
+
+
+def _fail(name: str, expected: str, got: object) -> None:
+    raise ValueError(f"{name}: expected {expected}, got {got}")
+
+
+def check_tensor(
+    name: str,
+    t: object,
+    *,
+    dtypes: Sequence[torch.dtype],
+    ndim: int,
+    shape: Sequence[int | None] | None = None,
+    device: torch.device | None = None,
+    unit_last_stride: bool = True,
+) -> torch.Tensor:
+    """Type, dtype, rank, shape (None = any), device and unit last-dim stride of one tensor."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in dtypes:
+        names = " or ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(f"{name}: expected dtype {names}, got {str(t.dtype).replace('torch.', '')}")
+    if t.dim() != ndim:
+        _fail(name, f"{ndim} dimensions", f"shape {tuple(t.shape)}")
+    if shape is not None:
+        for want, have in zip(shape, t.shape):
+            if want is not None and want != have:
+                _fail(name, f"shape {tuple('*' if s is None else s for s in shape)}", f"{tuple(t.shape)}")
+    if device is not None and t.device != device:
+        _fail(name, f"a tensor on {device} (like the other inputs)", f"device {t.device}")
+    if unit_last_stride and t.dim() and t.shape[-1] > 1 and t.stride(-1) != 1:
+        _fail(name, "a contiguous last dimension (stride 1)", f"stride {t.stride()}")
+    return t
+
+
+def check_ids(name: str, t: torch.Tensor, vocab: int, *, allow_minus_one: bool = False) -> None:
+    """Every id in [0, vocab) (or -1 when allowed). Syncs with the device."""
+    if t.numel() == 0:
+        return
+    low = -1 if allow_minus_one else 0
+    lo, hi = int(t.min()), int(t.max())
+    if lo < low or hi >= vocab:
+        bad = lo if lo < low else hi
+        rng = f"[{low}, {vocab})"
+        _fail(name, f"ids in {rng}" + (" (-1 = no prior)" if allow_minus_one else ""), f"id {bad}")
+
+
+def check_id(name: str, value: object, vocab: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int token id, got {type(value).__name__}")
+    if not 0 <= value < vocab:
+        _fail(name, f"a token id in [0, {vocab})", value)
+    return value
+
+
+def check_id_list(name: str, ids: Sequence[int] | None, vocab: int) -> tuple[int, ...]:
+    if ids is None:
+        return ()
+    if isinstance(ids, int):
+        ids = (ids,)
+    return tuple(check_id(f"{name}[{i}]", int(v) if not isinstance(v, int) else v, vocab) for i, v in enumerate(ids))
+
+
+def check_float(name: str, value: object, *, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v) or math.isinf(v):
+        _fail(name, "a finite number", v)
+    if lo is not None and v < lo:
+        _fail(name, f"a value >= {lo}", v)
+    if hi is not None and v > hi:
+        _fail(name, f"a value <= {hi}", v)
+    return v
+
+
+def check_int(name: str, value: object, *, lo: int = 0, hi: int = INT64_MAX) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        _fail(name, f"an int in [{lo}, {hi}]", value)
+    return value
+
+
+def check_score(score: object, score_temperature: object, temperature: float) -> None:
+    if score not in SCORE_MODES:
+        _fail("score", f"one of {SCORE_MODES}", repr(score))
+    if score_temperature not in SCORE_TEMPERATURES:
+        _fail("score_temperature", f"one of {SCORE_TEMPERATURES}", repr(score_temperature))
+    if score_temperature == "sampling" and temperature == 0:
+        _fail("score_temperature", "'none' when temperature == 0 ('sampling' divides by T)", "'sampling'")
+
+
+def per_row_tensor(
+    name: str, value: object, b: int, device: torch.device, *, dtype: torch.dtype, check_values: bool,
+    lo: float | None = None, hi: float | None = None,
+) -> torch.Tensor:
+    """A python number or a [B] tensor, as a [B] tensor of `dtype` on `device`, range-checked."""
+    if isinstance(value, torch.Tensor):
+        is_float = dtype.is_floating_point
+        ok = value.dtype.is_floating_point if is_float else (not value.dtype.is_floating_point and value.dtype != torch.bool)
+        if not ok:
+            raise TypeError(f"{name}: expected a {'float' if is_float else 'integer'} tensor, got {value.dtype}")
+        if value.dim() > 1 or (value.dim() == 1 and value.shape[0] != b):
+            _fail(name, f"a number or a tensor of shape ({b},)", f"shape {tuple(value.shape)}")
+        if value.device != device:
+            _fail(name, f"a tensor on {device}", f"device {value.device}")
+        t = value.to(dtype).reshape(-1).expand(b).contiguous()
+        if check_values and t.numel():
+            vmin, vmax = t.min().item(), t.max().item()
+            if lo is not None and vmin < lo:
+                _fail(name, f"values >= {lo}", vmin)
+            if hi is not None and vmax > hi:
+                _fail(name, f"values <= {hi}", vmax)
+            if dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+                _fail(name, "finite values", "a non-finite value")
+        return t
+    if dtype.is_floating_point:
+        v: float | int = check_float(name, value, lo=lo, hi=hi)
+    else:
+        v = check_int(name, value, lo=int(lo) if lo is not None else -INT64_MAX, hi=int(hi) if hi is not None else INT64_MAX)
+    return torch.full((b,), v, dtype=dtype, device=device)
