@@ -17,6 +17,7 @@ import torch
 log = logging.getLogger("warmkern")
 
 BACKENDS = ("reference", "triton", "cpu")
+CHOICES = ("auto", *BACKENDS)
 _MODULES = {"reference": "warmkern.reference", "triton": "warmkern.triton", "cpu": "warmkern.cpu"}
 _auto_logged: set[tuple[str, str]] = set()
 
@@ -43,14 +44,14 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
         if device.type == "cuda" or _interpret():
             return None
         return f"backend 'triton' needs CUDA tensors (got {device}) or TRITON_INTERPRET=1"
-    raise ValueError(f"backend: expected one of {('auto',) + BACKENDS}, got {name!r}")
+    raise ValueError(f"backend: expected one of {CHOICES}, got {name!r}")
 
 
 def resolve(backend: str | None, device: torch.device) -> str:
     """Concrete backend name for a request ('auto', None -> $WARMKERN_BACKEND or auto)."""
     name = backend if backend is not None else os.environ.get("WARMKERN_BACKEND", "auto")
-    if name not in ("auto",) + BACKENDS:
-        raise ValueError(f"backend: expected one of {('auto',) + BACKENDS}, got {name!r}")
+    if name not in CHOICES:
+        raise ValueError(f"backend: expected one of {CHOICES}, got {name!r}")
     if name != "auto":
         why = unavailable_reason(name, device)
         if why is not None:

@@ -44,7 +44,7 @@ def warm_embed(
     keep and draft >= 0     -> scale * ((1 - a) * W[mask] + a * W[draft])   (fp32, one rounding)
     otherwise               -> scale * W[mask]
     """
-    b, g = x.shape
+    b = x.shape[0]
     a = torch.as_tensor(alpha, dtype=torch.float32, device=weight.device).reshape(-1)
     a = a.expand(b).reshape(b, 1, 1)
     w_tok = weight[x].float()  # [B, G, D]; gather before casting: never a V x D fp32 copy
@@ -203,7 +203,7 @@ def select(
     Remask (prior skepticism): provisional in-window positions with p_cur < remask_threshold,
     lowest p_cur first (ties by position), at most remask_max per row.
     """
-    b, g = x.shape
+    g = x.shape[1]
     dev = x.device
     window = _window(g, lo, hi, dev)
     eligible = (x == mask_id) & (x0 != mask_id) & window

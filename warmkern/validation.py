@@ -116,7 +116,8 @@ def per_row_tensor(
     """A python number or a [B] tensor, as a [B] tensor of `dtype` on `device`, range-checked."""
     if isinstance(value, torch.Tensor):
         is_float = dtype.is_floating_point
-        ok = value.dtype.is_floating_point if is_float else (not value.dtype.is_floating_point and value.dtype != torch.bool)
+        is_int = not value.dtype.is_floating_point and value.dtype != torch.bool
+        ok = value.dtype.is_floating_point if is_float else is_int
         if not ok:
             raise TypeError(f"{name}: expected a {'float' if is_float else 'integer'} tensor, got {value.dtype}")
         if value.dim() > 1 or (value.dim() == 1 and value.shape[0] != b):
@@ -136,5 +137,6 @@ def per_row_tensor(
     if dtype.is_floating_point:
         v: float | int = check_float(name, value, lo=lo, hi=hi)
     else:
-        v = check_int(name, value, lo=int(lo) if lo is not None else -INT64_MAX, hi=int(hi) if hi is not None else INT64_MAX)
+        ilo = int(lo) if lo is not None else -INT64_MAX
+        v = check_int(name, value, lo=ilo, hi=int(hi) if hi is not None else INT64_MAX)
     return torch.full((b,), v, dtype=dtype, device=device)
