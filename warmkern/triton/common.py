@@ -1,0 +1,79 @@
+"""Shared @triton.jit helpers: the spec's Philox -> uniform -> Gumbel chain and orderable float keys.
+
+Each helper mirrors one function of `warmkern.rng` (or of the reference's total order) operation by
+operation, in fp32, so the interpreter reproduces the reference bit for bit and a GPU build differs
+only by the last-ulp behaviour of `exp`/`log`.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+# Same constants as warmkern.rng (duplicated as literals: @triton.jit needs them as constexpr).
+TWO_POW_M32: tl.constexpr = 2.3283064365386963e-10  # 2^-32
+ONE_MINUS_ULP: tl.constexpr = 0.99999994039535522  # 1 - 2^-24, largest fp32 below 1
+SERIES_CUTOFF: tl.constexpr = 0.0009765625  # 2^-10
+THIRD: tl.constexpr = 0.3333333432674408  # fp32(1/3), what torch multiplies by
+
+
+@triton.jit
+def uniform_from_word(w):
+    """rng.uniform_from_word: (fp32(w) + 0.5) * 2^-32, clamped to 1 - 2^-24."""
+    u = (w.to(tl.float32) + 0.5) * TWO_POW_M32
+    return tl.minimum(u, ONE_MINUS_ULP)
+
+
+@triton.jit
+def gumbel_from_uniform(w):
+    """rng.gumbel_from_uniform: -log(E), E = -log1p(-w) via a 3-term series below 2^-10."""
+    w2 = w * w
+    series = w + w2 * 0.5 + w2 * w * THIRD
+    e = tl.where(w < SERIES_CUTOFF, series, -tl.log(1.0 - w))
+    return -tl.log(e)
+
+
+@triton.jit
+def vocab_gumbel(seed, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
+    """Gumbel noise of vocabulary entries [vstart, vstart + BLOCK) of `row` (vstart % 4 == 0).
+
+    Counter n = row * ceil(V/4) + v // 4 (rng.vocab_words): one tl.philox call yields the four
+    lanes of a group, which are interleaved back into vocabulary order.
+    """
+    g = tl.arange(0, BLOCK // 4)
+    n = row.to(tl.int64) * groups + vstart // 4 + g
+    c0 = (n & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (n >> 32).to(tl.uint32)
+    c2 = tl.zeros_like(c0) + step.to(tl.uint32)
+    c3 = tl.zeros_like(c0) + stream
+    w0, w1, w2, w3 = tl.philox(seed, c0, c1, c2, c3)
+    words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK])
+    return gumbel_from_uniform(uniform_from_word(words))
+
+
+@triton.jit
+def position_uniform(seed, step, stream, row):
+    """rng.position_uniforms for one row: counter n = row, output word 0."""
+    n = row.to(tl.int64)
+    c0 = (n & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (n >> 32).to(tl.uint32)
+    c2 = step.to(tl.uint32)
+    c3 = c2 * 0 + stream
+    w0, _w1, _w2, _w3 = tl.philox(seed, c0, c1, c2, c3)
+    return uniform_from_word(w0)
+
+
+@triton.jit
+def orderable(score):
+    """uint32-valued int64 key increasing with the fp32 score; NaN -> 0 (below -inf), -0.0 == +0.0."""
+    s = tl.where(score == 0.0, 0.0, score)
+    bits = s.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+    key = tl.where(bits >= 0x80000000, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+    return tl.where(score != score, 0, key)
+
+
+@triton.jit
+def from_orderable(key):
+    """Inverse of `orderable` (key 0 decodes to a NaN)."""
+    bits = tl.where(key >= 0x80000000, key ^ 0x80000000, key ^ 0xFFFFFFFF)
+    return (bits & 0xFFFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True)
