@@ -1,0 +1,203 @@
+"""Warm start: an autoregressive draft as the dLLM's prior, and the bridge that produces one.
+
+A `WarmStart` carries a draft in the dLLM's vocabulary (`-1` = no prior) and says how to use it:
+`mode="token"` writes kept draft tokens into the answer as provisional tokens (the dLLM may remask
+them), `mode="embedding"` keeps the answer masked and mixes the draft into the input embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+MODES = ("token", "embedding")
+ALPHA_SCHEDULES = ("constant", "linear")
+
+
+def _check_unit(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass
+class WarmStart:
+    """A draft `[B, G]` (dLLM token ids, -1 = no prior) and how the sampler uses it.
+
+    rate: share of draft positions kept (Bernoulli per position, Philox stream 2, so every backend
+    keeps the same ones). alpha / alpha_schedule: embedding-mode weight of the draft, constant or
+    decaying linearly to 0 over each block's planned steps. remask_threshold / remask_max: token
+    mode's skepticism (remask provisional tokens whose current probability falls below it).
+    fill_tail: prior token (typically EOS) for positions after the draft ends.
+    """
+
+    draft: Tensor
+    mode: str = "token"
+    rate: float = 1.0
+    alpha: float = 0.5
+    alpha_schedule: str = "constant"
+    remask_threshold: float | None = None
+    remask_max: int | None = None
+    fill_tail: int | None = None
+    texts: list[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.draft, Tensor):
+            self.draft = torch.as_tensor(self.draft, dtype=torch.int64)
+        if self.draft.dtype != torch.int64 or self.draft.dim() != 2:
+            raise ValueError(
+                f"warm_start.draft: expected an int64 tensor [B, G], got {self.draft.dtype} {tuple(self.draft.shape)}"
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"warm_start.mode: expected one of {MODES}, got {self.mode!r}")
+        self.rate = _check_unit("warm_start.rate", self.rate)
+        self.alpha = _check_unit("warm_start.alpha", self.alpha)
+        if self.alpha_schedule not in ALPHA_SCHEDULES:
+            got = self.alpha_schedule
+            raise ValueError(f"warm_start.alpha_schedule: expected one of {ALPHA_SCHEDULES}, got {got!r}")
+        if self.remask_threshold is not None:
+            self.remask_threshold = _check_unit("warm_start.remask_threshold", self.remask_threshold)
+            if self.mode != "token":
+                raise ValueError("warm_start.remask_threshold: only mode='token' has provisional tokens to remask")
+        if self.remask_max is not None and (
+            isinstance(self.remask_max, bool) or not isinstance(self.remask_max, int) or self.remask_max < 0
+        ):
+            raise ValueError(f"warm_start.remask_max: expected an int >= 0 or None, got {self.remask_max!r}")
+        if self.fill_tail is not None and (
+            isinstance(self.fill_tail, bool) or not isinstance(self.fill_tail, int) or self.fill_tail < 0
+        ):
+            raise ValueError(f"warm_start.fill_tail: expected a token id >= 0 or None, got {self.fill_tail!r}")
+
+    def prior(self) -> Tensor:
+        """The draft with `fill_tail` written after each row's last drafted position (a new tensor)."""
+        d = self.draft
+        if self.fill_tail is None:
+            return d.clone()
+        pos = torch.arange(d.shape[1], device=d.device)
+        last = torch.where(d >= 0, pos, -1).amax(dim=1, keepdim=True) if d.shape[1] else d[:, :0]
+        return torch.where(pos > last, torch.full_like(d, self.fill_tail), d)
+
+    @classmethod
+    def from_causal_lm(
+        cls,
+        aux_model: Any,
+        aux_tokenizer: Any,
+        dllm_tokenizer: Any,
+        prompts: Sequence[str] | Sequence[Sequence[dict]],
+        gen_length: int,
+        max_new_tokens: int | None = None,
+        *,
+        mode: str = "token",
+        rate: float = 1.0,
+        alpha: float = 0.5,
+        alpha_schedule: str = "constant",
+        remask_threshold: float | None = None,
+        remask_max: int | None = None,
+        fill_tail: int | None = None,
+        **generate_kwargs: Any,
+    ) -> tuple[WarmStart, list[str]]:
+        """Draft greedily with a causal LM, bridge to the dLLM vocabulary; returns (warm start, draft texts)."""
+        draft, texts = draft_with_causal_lm(
+            aux_model, aux_tokenizer, dllm_tokenizer, prompts, gen_length, max_new_tokens,
+            fill_tail=fill_tail, **generate_kwargs,
+        )
+        ws = cls(
+            draft, mode=mode, rate=rate, alpha=alpha, alpha_schedule=alpha_schedule,
+            remask_threshold=remask_threshold, remask_max=remask_max, fill_tail=fill_tail, texts=texts,
+        )
+        return ws, texts
+
+
+def draft_from_texts(
+    texts: Sequence[str], dllm_tokenizer: Any, gen_length: int, fill_tail: int | None = None
+) -> Tensor:
+    """Encode texts with the dLLM tokenizer (no special tokens), truncate / pad to `[B, gen_length]`."""
+    return pad_rows(encode_plain(dllm_tokenizer, list(texts)), gen_length, fill_tail)
+
+
+# ----------------------------------------------------------------------------- tokenizer bridge
+def encode_plain(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text without special tokens (an HF tokenizer or a `tokenizers.Tokenizer`)."""
+    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer
+        return [list(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def pad_rows(rows: Sequence[Sequence[int]], length: int, fill: int | None) -> Tensor:
+    """`[B, length]` int64: each row truncated, then padded with `fill` (or -1 = no prior)."""
+    out = torch.full((len(rows), length), -1 if fill is None else int(fill), dtype=torch.int64)
+    for i, ids in enumerate(rows):  # host-side list handling, once per draft
+        ids = list(ids)[:length]
+        if ids:
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
+    return out
+
+
+def _vocab(tokenizer: Any) -> dict[str, int] | None:
+    get = getattr(tokenizer, "get_vocab", None)
+    return get() if callable(get) else None
+
+
+def _prompt_texts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
+    """Prompts as strings (chat template for message lists when the tokenizer has one)."""
+    if all(isinstance(p, str) for p in prompts):
+        return list(prompts), True
+    texts = []
+    for p in prompts:
+        if isinstance(p, str):
+            raise ValueError("prompts: expected all strings or all message lists, got a mix")
+        msgs = list(p)
+        if getattr(tokenizer, "chat_template", None):
+            texts.append(tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+        else:
+            texts.append("\n".join(str(m["content"]) for m in msgs))
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    return texts, not has_template  # a rendered template already holds its special tokens
+
+
+def draft_with_causal_lm(
+    aux_model: Any, aux_tokenizer: Any, dllm_tokenizer: Any, prompts: Sequence[Any], gen_length: int,
+    max_new_tokens: int | None = None, *, fill_tail: int | None = None, **generate_kwargs: Any,
+) -> tuple[Tensor, list[str]]:
+    """Greedy batched drafts (left padded) re-expressed in the dLLM's vocabulary, plus their texts."""
+    if isinstance(gen_length, bool) or not isinstance(gen_length, int) or gen_length < 1:
+        raise ValueError(f"gen_length: expected an int >= 1, got {gen_length!r}")
+    if not prompts:
+        raise ValueError("prompts: expected at least one prompt")
+    texts_in, add_special = _prompt_texts(aux_tokenizer, prompts)
+    pad_id = aux_tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = aux_tokenizer.eos_token_id
+    side = aux_tokenizer.padding_side
+    pad_token = aux_tokenizer.pad_token
+    try:
+        aux_tokenizer.padding_side = "left"
+        if pad_token is None:
+            aux_tokenizer.pad_token = aux_tokenizer.eos_token
+        enc = aux_tokenizer(texts_in, return_tensors="pt", padding=True, add_special_tokens=add_special)
+    finally:
+        aux_tokenizer.padding_side = side
+        if pad_token is None:
+            aux_tokenizer.pad_token = pad_token
+    dev = next(aux_model.parameters()).device if isinstance(aux_model, torch.nn.Module) else torch.device("cpu")
+    kwargs = {"max_new_tokens": max_new_tokens or gen_length, "do_sample": False, "pad_token_id": pad_id}
+    kwargs.update(generate_kwargs)
+    with torch.no_grad():
+        out = aux_model.generate(
+            input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev), **kwargs
+        )
+    new = out[:, enc["input_ids"].shape[1] :].cpu()
+    texts = aux_tokenizer.batch_decode(new, skip_special_tokens=True)
+    aux_vocab, dllm_vocab = _vocab(aux_tokenizer), _vocab(dllm_tokenizer)
+    if aux_vocab is not None and aux_vocab == dllm_vocab:
+        stop = {aux_tokenizer.eos_token_id, pad_id} - {None}
+        rows = []
+        for r in new.tolist():  # keep ids up to the first EOS / pad: the round trip would drop them too
+            cut = next((i for i, t in enumerate(r) if t in stop), len(r))
+            rows.append(r[:cut])
+        return pad_rows(rows, gen_length, fill_tail), texts
+    return draft_from_texts(texts, dllm_tokenizer, gen_length, fill_tail), texts
