@@ -11,10 +11,10 @@ import triton
 import triton.language as tl
 
 # Same constants as warmkern.rng (duplicated as literals: @triton.jit needs them as constexpr).
-TWO_POW_M32: tl.constexpr = 2.3283064365386963e-10  # 2^-32
-ONE_MINUS_ULP: tl.constexpr = 0.99999994039535522  # 1 - 2^-24, largest fp32 below 1
-SERIES_CUTOFF: tl.constexpr = 0.0009765625  # 2^-10
-THIRD: tl.constexpr = 0.3333333432674408  # fp32(1/3), what torch multiplies by
+TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2^-32
+ONE_MINUS_ULP = tl.constexpr(0.99999994039535522)  # 1 - 2^-24, largest fp32 below 1
+SERIES_CUTOFF = tl.constexpr(0.0009765625)  # 2^-10
+THIRD = tl.constexpr(0.3333333432674408)  # fp32(1/3), what torch multiplies by
 
 
 @triton.jit
@@ -44,8 +44,8 @@ def vocab_gumbel(seed, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
     n = row.to(tl.int64) * groups + vstart // 4 + g
     c0 = (n & 0xFFFFFFFF).to(tl.uint32)
     c1 = (n >> 32).to(tl.uint32)
-    c2 = tl.zeros_like(c0) + step.to(tl.uint32)
-    c3 = tl.zeros_like(c0) + stream
+    c2 = (tl.zeros_like(n) + step).to(tl.uint32)  # add first: step may arrive as a constexpr
+    c3 = (tl.zeros_like(n) + stream).to(tl.uint32)
     w0, w1, w2, w3 = tl.philox(seed, c0, c1, c2, c3)
     words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK])
     return gumbel_from_uniform(uniform_from_word(words))
@@ -57,8 +57,8 @@ def position_uniform(seed, step, stream, row):
     n = row.to(tl.int64)
     c0 = (n & 0xFFFFFFFF).to(tl.uint32)
     c1 = (n >> 32).to(tl.uint32)
-    c2 = step.to(tl.uint32)
-    c3 = c2 * 0 + stream
+    c2 = (n * 0 + step).to(tl.uint32)
+    c3 = (n * 0 + stream).to(tl.uint32)
     w0, _w1, _w2, _w3 = tl.philox(seed, c0, c1, c2, c3)
     return uniform_from_word(w0)
 

@@ -20,7 +20,7 @@ from warmkern.triton.common import position_uniform, vocab_gumbel
 
 MODES = {"prob": 0, "margin": 1, "entropy": 2, "random": 3}
 NFIELDS = 9  # partial state fields, see _store_partial
-BIG_INDEX: tl.constexpr = 2147483647
+BIG_INDEX = tl.constexpr(2147483647)
 
 
 @triton.jit
