@@ -1,0 +1,61 @@
+"""denoise_step (token stats + selection) at LLaDA shapes: every contender side by side, one group per shape.
+
+The floor is one streaming read of the window rows (the only rows the step needs) via a max
+reduction; every contender is also reported as a multiple of it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from wk_cases import CONTENDERS, SEED, SHAPE, STEP, STEP_GROUPS, StepGroup, skip_reason, step_inputs
+from wk_eager import eager_denoise_step
+from wk_harness import Case, measure
+
+from warmkern import ops
+
+_compiled = torch.compile(eager_denoise_step, dynamic=False)
+
+
+def _case(group: StepGroup, contender: str) -> Case:
+    s = SHAPE
+    logits, x_init = step_inputs(group.batch)
+    device = "cuda" if contender == "triton" else "cpu"
+    if device == "cuda":
+        logits, x_init = logits.cuda(), x_init.cuda()
+    x = x_init.clone()
+    prov = torch.zeros_like(x, dtype=torch.bool)
+
+    def reset() -> None:
+        x.copy_(x_init)
+        prov.zero_()
+
+    args = dict(mask_id=s.mask_id, lo=s.lo, hi=s.hi, k=s.k, temperature=group.temperature, score=group.score)
+    if contender == "floor":
+        window = logits[:, s.lo:s.hi]
+        return Case(lambda: window.amax(dim=-1), reset, device)
+    if contender in ("eager", "eager-window"):
+        win = contender == "eager-window"
+        return Case(lambda: eager_denoise_step(logits, x, window_only=win, **args), reset, device)
+    if contender == "compiled":
+        return Case(lambda: _compiled(logits, x, **args), reset, device, jit=True)
+    # warmkern backends: reference (the spec), cpu (fused C++), triton (CUDA)
+    return Case(
+        lambda: ops.denoise_step(logits, x, prov, seed=SEED, step=STEP, backend=contender, **args),
+        reset, device, jit=contender == "triton",
+    )
+
+
+@pytest.mark.parametrize("contender", CONTENDERS)
+@pytest.mark.parametrize("group", STEP_GROUPS, ids=lambda g: g.id)
+def test_denoise_step(benchmark, request, group: StepGroup, contender: str) -> None:
+    info = {
+        "op": "denoise_step", "group": group.name, "contender": contender, "batch": group.batch,
+        "temperature": group.temperature, "score": group.score, "vocab": SHAPE.vocab, "gen": SHAPE.gen,
+        "window": SHAPE.window, "min_bytes": group.batch * SHAPE.window * SHAPE.vocab * 2,
+    }
+    request.node.user_properties.extend(info.items())
+    reason = skip_reason(contender)
+    if reason is not None:
+        pytest.skip(reason)
+    measure(benchmark, _case(group, contender), info)
