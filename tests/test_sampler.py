@@ -1,0 +1,177 @@
+"""generate(): token-for-token parity with eager LLaDA / Dream, determinism, backends, stats, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_sampler_eager import eager_dream, eager_llada, prompts, special_ids, tiny_pair
+
+from warmkern import GenerationStats, WarmStart, backends, generate
+
+G = 16
+
+
+def _setup(b: int):
+    model, tok = tiny_pair()
+    prompt, am = prompts(tok, b)
+    return model, tok, prompt, am
+
+
+# (batch, block_length, steps, cfg, eos flags, temperature): B=1 and B=3 (different prompt lengths),
+# one block and four blocks, steps < gen_length, CFG, EOS suppression / EOS-EOT demotion, Gumbel.
+CASES = [
+    (1, G, G, 0.0, False, 0.0),
+    (3, G, G, 0.0, False, 0.0),
+    (1, 4, 8, 0.0, False, 0.0),
+    (3, 4, 8, 0.0, True, 0.0),
+    (3, 4, 12, 1.5, False, 0.0),
+    (1, G, 8, 1.5, True, 0.0),
+    (3, 4, 8, 0.0, False, 1.0),
+]
+
+
+@pytest.mark.parametrize(("b", "blk", "steps", "cfg", "eos", "temp"), CASES)
+def test_cold_matches_eager_llada(b, blk, steps, cfg, eos, temp):
+    model, tok, prompt, am = _setup(b)
+    ids = special_ids(tok)
+    kw = dict(steps=steps, gen_length=G, block_length=blk, cfg_scale=cfg, temperature=temp, seed=3)
+    want = eager_llada(model, prompt, am, logits_eos_inf=eos, confidence_eos_eot_inf=eos, **kw, **ids)
+    got = generate(model, prompt, am, logits_eos_inf=eos, confidence_eos_eot_inf=eos, backend="reference", **kw, **ids)
+    assert torch.equal(got, want)
+    assert (got[:, prompt.shape[1]:] != ids["mask_id"]).all()
+    if eos:
+        assert not (got[:, prompt.shape[1]:] == ids["eos_id"]).any()
+
+
+@pytest.mark.parametrize(("b", "blk", "steps", "rule"), [
+    (1, G, G, {"threshold": 0.3}), (3, 4, 16, {"threshold": 0.15}), (3, 4, 8, {"threshold": 0.15}),
+    (1, G, G, {"factor": 3.0}), (3, 4, 16, {"factor": 3.0}),
+])
+def test_threshold_and_factor_match_eager(b, blk, steps, rule):
+    model, tok, prompt, am = _setup(b)
+    ids = special_ids(tok)
+    kw = dict(steps=steps, gen_length=G, block_length=blk, **rule)
+    want = eager_llada(model, prompt, am, **kw, **ids)
+    got, st = generate(model, prompt, am, backend="reference", return_stats=True, **kw, **ids)
+    assert torch.equal(got, want)
+    assert st.nfe <= steps
+    assert all(s <= steps // (G // blk) for s in st.steps_per_block)
+    assert max(sum(r) for r in st.transfers_per_step) > b  # parallel decoding really happened
+    assert st.nfe < G  # and saved steps
+
+
+@pytest.mark.parametrize(("b", "steps", "score"), [(1, 8, "prob"), (2, 5, "margin")])
+def test_dream_schedule_matches_eager_dream(b, steps, score):
+    model, tok = tiny_pair()
+    prompt = torch.tensor([[7, 8, 9, 10, 11], [12, 13, 14, 15, 16]])[:b]
+    mask_id = tok.mask_token_id
+    want = eager_dream(model, prompt, steps=steps, gen_length=G, mask_id=mask_id, score=score)
+    got = generate(model, prompt, steps=steps, gen_length=G, block_length=G, mask_id=mask_id, schedule="dream",
+                   logits_shift=True, score=score, backend="reference")
+    assert torch.equal(got, want)
+
+
+def test_same_seed_same_output_and_stats():
+    model, tok, prompt, am = _setup(3)
+    kw = dict(steps=4, gen_length=8, block_length=4, temperature=1.0, seed=11, return_stats=True, **special_ids(tok))
+    a, sa = generate(model, prompt, am, **kw)
+    b, sb = generate(model, prompt, am, **kw)
+    c, _ = generate(model, prompt, am, **{**kw, "seed": 12})
+    assert torch.equal(a, b)
+    assert sa.transfers_per_step == sb.transfers_per_step
+    assert not torch.equal(a, c)  # the seed matters at T > 0
+
+
+def _backends() -> list:
+    """Every backend but the reference (the baseline), skipped with the reason when it cannot run here."""
+    out = []
+    for name in backends.BACKENDS[1:]:
+        why = backends.unavailable_reason(name, torch.device("cpu"))
+        mod = None if why else backends.module(name)
+        if mod is not None and not all(hasattr(mod, op) for op in ("warm_embed", "denoise_step")):
+            why = f"backend {name!r} has no kernels yet"
+        out.append(pytest.param(name, marks=pytest.mark.skip(reason=why)) if why else name)
+    return out
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_backends_agree(backend):
+    assert backends.BACKENDS[0] == "reference"
+    model, tok, prompt, am = _setup(2)
+    kw = dict(steps=4, gen_length=8, block_length=4, seed=5, **special_ids(tok))
+    cold = generate(model, prompt, am, backend="reference", **kw)
+    draft = cold[:, prompt.shape[1]:].flip(1)
+    variants = [
+        {"temperature": 0.0},
+        {"temperature": 1.0},
+        {"temperature": 0.0, "warm_start": WarmStart(draft, mode="embedding", alpha=0.7, rate=0.6)},
+        {"temperature": 1.0, "warm_start": WarmStart(draft, rate=0.8, remask_threshold=0.3)},
+    ]
+    for v in variants:
+        want = generate(model, prompt, am, backend="reference", **kw, **v)
+        got = generate(model, prompt, am, backend=backend, **kw, **v)
+        assert torch.equal(got, want), v
+
+
+def test_stats_cold():
+    model, tok, prompt, am = _setup(3)
+    x, st = generate(model, prompt, am, steps=8, gen_length=G, block_length=4, cfg_scale=1.0, return_stats=True,
+                     progress=True, **special_ids(tok))
+    assert isinstance(st, GenerationStats)
+    assert st.nfe == 8  # CFG's batched pair counts as one forward
+    assert st.steps_per_block == [2, 2, 2, 2]
+    assert len(st.transfers_per_step) == 8 and all(len(r) == 3 for r in st.transfers_per_step)
+    assert st.transfers_per_step == [[2, 2, 2]] * 8  # LLaDA's even split of 4 masks over 2 steps
+    assert st.injected == st.survived == st.remasked == 0
+    assert st.time_model_s > 0 and st.time_sampler_s > 0
+    assert x.shape == (3, prompt.shape[1] + G)
+
+
+def test_plain_tensor_model_and_no_attention_mask():
+    model, tok, prompt, _ = _setup(1)
+    want = generate(model, prompt, steps=4, gen_length=8, block_length=8, **special_ids(tok))
+    got = generate(lambda ids: model(ids).logits, prompt, steps=4, gen_length=8, block_length=8, **special_ids(tok))
+    assert torch.equal(got, want)
+
+
+def test_nan_logits_raise_clearly():
+    model, tok, prompt, _ = _setup(1)
+    p = prompt.shape[1]
+
+    def broken(ids, **kw):
+        z = model(ids, **kw).logits.clone()
+        z[:, p + 2] = float("nan")
+        return z
+
+    with pytest.raises(RuntimeError, match="no finite logit"):
+        generate(broken, prompt, steps=8, gen_length=8, block_length=4, **special_ids(tok))
+    with pytest.raises(RuntimeError, match="no finite logit"):
+        generate(broken, prompt, steps=8, gen_length=8, block_length=4, threshold=0.5, **special_ids(tok))
+
+
+@pytest.mark.parametrize(("kw", "name"), [
+    ({"gen_length": 10, "block_length": 4}, "block_length"),
+    ({"gen_length": 16, "block_length": 4, "steps": 6}, "steps"),
+    ({"remasking": "lowest"}, "remasking"),
+    ({"schedule": "cosine"}, "schedule"),
+    ({"threshold": 0.9, "factor": 1.0}, "threshold/factor"),
+    ({"temperature": -1.0}, "temperature"),
+    ({"mask_id": 10**6}, "mask_id"),
+    ({"warm_start": WarmStart(torch.zeros((1, 3), dtype=torch.long))}, "warm_start.draft"),
+    ({"warm_start": "token"}, "warm_start"),
+    ({"remasking": "random", "score": "margin"}, "score"),
+])
+def test_bad_input_names_the_argument(kw, name):
+    model, tok, prompt, _ = _setup(1)
+    args = {"steps": 8, "gen_length": 8, "block_length": 8, **special_ids(tok), **kw}
+    with pytest.raises((ValueError, TypeError), match=name.replace("/", ".")):
+        generate(model, prompt, **args)
+
+
+def test_bad_prompt():
+    model, tok = tiny_pair()
+    with pytest.raises(ValueError, match="prompt"):
+        generate(model, torch.zeros((1, 3)), steps=4, gen_length=4, block_length=4, mask_id=tok.mask_token_id)
+    with pytest.raises(ValueError, match="attention_mask"):
+        generate(model, torch.zeros((1, 3), dtype=torch.long), torch.ones((1, 2)), steps=4, gen_length=4,
+                 block_length=4, mask_id=tok.mask_token_id)
