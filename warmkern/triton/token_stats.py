@@ -114,6 +114,7 @@ def finalize_stats(m, s, acc, best, best_idx, zt_best, top1, top2, zt_cur, xcur,
     """(x0, score, p_cur) of one position from its full-vocabulary state (spec conventions)."""
     dead = (best == float("-inf")) | (best == float("inf"))  # no finite allowed logit
     mm = tl.where((m == float("-inf")) | (m == float("inf")), 0.0, m)
+    s = tl.where(s > 0.0, s, 1.0)  # s == 0 only on dead rows, whose outputs are overwritten below
     x0 = tl.where(dead, mask_id, best_idx.to(tl.int64))
     if MODE == 0:
         sc = tl.exp(zt_best - mm) / s
