@@ -1,0 +1,93 @@
+"""Testbed smoke tests: task generator, tokenizers, a few training steps, and the demo on a few problems."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from warmkern.testbed import data, models, task, train, vocab
+
+
+def test_splits_are_deterministic_and_disjoint_streams():
+    a, b = task.problems("test", 30), task.problems("test", 30)
+    assert a == b
+    assert task.problems("test", 10, offset=20) == a[20:]
+    assert a != task.problems("validation", 30)
+    stream = task.train_stream(0)
+    assert [next(stream) for _ in range(30)] != a
+
+
+def test_solutions_are_correct_and_small():
+    for p in task.problems("validation", 300):
+        lines = p.solution.split("\n")
+        assert 3 <= len(lines) <= 4 and lines[-1] == f"#### {p.answer}"
+        prev = None
+        for line in lines[:-1]:
+            m = re.fullmatch(r"(\d+) ([-+*]) (\d+) = (\d+)", line)
+            assert m, line
+            x, op, k, y = int(m[1]), m[2], int(m[3]), int(m[4])
+            assert y == {"+": x + k, "-": x - k, "*": x * k}[op] and 0 <= y <= task.MAX_VALUE
+            assert prev is None or x == prev
+            assert op == "*" or str(x if prev is None else k) in p.prompt
+            prev = y
+        assert task.extract_answer(p.solution) == p.answer
+
+
+def test_extract_answer_handles_detokenized_digits():
+    assert task.extract_answer("1 2 + 3 = 1 5 ¶ #### 1 5 [EOS] [EOS]") == 15
+    assert task.extract_answer("3 + 4 = 7") is None
+    assert task.extract_answer("#### 7\n#### 12") == 12
+
+
+def test_tokenizers_special_ids_and_digits():
+    dt, at = vocab.build_dllm_tokenizer(), vocab.build_drafter_tokenizer()
+    assert len({dt.mask_token_id, dt.eos_token_id, dt.pad_token_id}) == 3
+    p = task.problems("test", 1)[0]
+    toks = dt.convert_ids_to_tokens(dt(p.solution, add_special_tokens=False).input_ids)
+    assert all(len(t) == 1 for t in toks if t.isdigit())  # digits are separate tokens
+    assert dt.unk_token_id not in dt(p.prompt + " " + p.solution, add_special_tokens=False).input_ids
+    ids = at(p.solution, add_special_tokens=False).input_ids
+    assert len(ids) == len(p.solution) and at.decode(ids) == p.solution  # character level, lossless
+
+
+def test_dllm_batch_layout():
+    dt = vocab.build_dllm_tokenizer()
+    probs = task.problems("test", 5)
+    ids, pm, ans = data.dllm_batch(dt, probs, models.GEN_LENGTH)
+    assert ids.shape == pm.shape and ans.shape == (5, models.GEN_LENGTH)
+    assert bool((pm[:, -1] == 1).all())  # left padded: every prompt ends at the answer
+    assert bool((ans[:, -1] == dt.eos_token_id).all())
+
+
+@pytest.mark.parametrize("which", ["dllm", "drafter"])
+def test_few_training_steps_reduce_loss(tmp_path, which):
+    cfg = train.RunConfig(model=which, max_steps=40, batch=16, lr=3e-3, hidden=32, layers=1, val_n=0,
+                          threads=1, out=tmp_path / which, log_every=1)
+    recs = [r for r in train.train(cfg) if r["event"] == "train"]
+    losses = [r["raw_loss"] for r in recs]
+    assert len(losses) == 40
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.8 * first, (first, last)
+    assert (tmp_path / which / "model.safetensors").exists() and (tmp_path / f"{which}_train_log.jsonl").exists()
+
+
+def test_demo_reports_missing_assets(monkeypatch, capsys):
+    from warmkern.testbed import evaluate
+
+    monkeypatch.setattr(models, "assets_missing", lambda: ["/nowhere/model.safetensors"])
+    assert evaluate.main(["demo"]) != 0
+    assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
+def test_demo_runs_on_a_few_problems(capsys):
+    from warmkern.testbed import evaluate
+
+    torch.manual_seed(0)
+    assert evaluate.main(["demo", "--n", "6", "--batch", "6"]) == 0
+    out = capsys.readouterr().out
+    for row in ("drafter alone", "cold top-k", "cold threshold", "token injection + remasking",
+                "embedding interp. top-k"):
+        assert row in out

@@ -1,0 +1,187 @@
+"""`python -m warmkern.testbed.train --model dllm|drafter`: train one model of the testbed pair on CPU.
+
+The run is bounded by wall-clock minutes (the machine is shared, so step time varies); the learning rate
+follows warmup + cosine over the elapsed fraction of that budget. Validation accuracy is logged and the
+model is saved (save_pretrained + tokenizer) at every evaluation, so a usable model exists early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+from warmkern.testbed import data, models, quickdecode, task, vocab
+
+
+@dataclass
+class RunConfig:
+    model: str = "dllm"
+    minutes: float = 45.0
+    max_steps: int = 0  # > 0: stop after this many steps (smoke tests); the schedule then follows steps
+    batch: int = 64
+    lr: float = 2e-3
+    warmup: float = 0.03
+    hidden: int = 128
+    layers: int = 4
+    eval_every_min: float = 4.0
+    val_n: int = 256
+    threads: int = 2
+    seed: int = 0
+    out: Path | None = None
+    log_every: int = 25
+
+
+def _lr_scale(frac: float, warmup: float) -> float:
+    if frac < warmup:
+        return max(frac / warmup, 0.01)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
+
+
+def diffusion_loss(model, prompt, pmask, answer, mask_id: int, gen: torch.Generator) -> torch.Tensor:
+    """Masked-diffusion ELBO: t ~ U(0,1) (stratified over the batch), mask answer tokens w.p. t, CE / t."""
+    b, g = answer.shape
+    t = ((torch.arange(b) + torch.rand(b, generator=gen)) / b).clamp_min(1e-3)
+    t = t[torch.randperm(b, generator=gen)]
+    masked = torch.rand((b, g), generator=gen) < t[:, None]
+    none = ~masked.any(1)  # keep every row informative: mask one random position where t drew none
+    masked[none, torch.randint(0, g, (int(none.sum()),), generator=gen)] = True
+    x = torch.cat([prompt, torch.where(masked, mask_id, answer)], 1)
+    am = torch.cat([pmask, torch.ones_like(answer)], 1)
+    logits = model(input_ids=x, attention_mask=am).logits[:, prompt.shape[1]:]
+    ce = F.cross_entropy(logits.reshape(b * g, -1).float(), answer.reshape(-1), reduction="none").view(b, g)
+    return ((ce * masked) / t[:, None]).sum() / (b * g)
+
+
+def drafter_loss(model, ids, mask, labels) -> torch.Tensor:
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def validate(cfg: RunConfig, model, tok) -> float:
+    """Exact-match accuracy of greedy decoding on the first `val_n` validation problems."""
+    model.eval()
+    probs = task.problems("validation", cfg.val_n)
+    correct = 0
+    for i in range(0, len(probs), 128):
+        chunk = probs[i:i + 128]
+        if cfg.model == "dllm":
+            ids, pm, _ = data.dllm_batch(tok, chunk, models.GEN_LENGTH)
+            ans = quickdecode.dllm_greedy(model, ids, pm, models.GEN_LENGTH, tok.mask_token_id)
+            texts = tok.batch_decode(ans)
+        else:
+            texts = quickdecode.drafter_greedy(model, tok, [p.prompt + data.DRAFT_SEP for p in chunk], 64)
+        correct += sum(task.extract_answer(t) == p.answer for t, p in zip(texts, chunk))
+    model.train()
+    return correct / len(probs)
+
+
+def build(cfg: RunConfig):
+    torch.manual_seed(cfg.seed)
+    if cfg.model == "dllm":
+        tok = vocab.build_dllm_tokenizer()
+        model = AutoModelForMaskedLM.from_config(models.dllm_config(tok, cfg.hidden, cfg.layers))
+    else:
+        tok = vocab.build_drafter_tokenizer()
+        model = AutoModelForCausalLM.from_config(models.drafter_config(tok, cfg.hidden, cfg.layers))
+    return model, tok
+
+
+def train(cfg: RunConfig) -> list[dict]:
+    """Run training; returns the log records (also written as JSON lines next to the saved model)."""
+    torch.set_num_threads(cfg.threads)
+    model, tok = build(cfg)
+    out = cfg.out or (models.DLLM_DIR if cfg.model == "dllm" else models.DRAFTER_DIR)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out.parent / f"{cfg.model}_train_log.jsonl"
+    log_path.write_text("")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    stream = task.train_stream(cfg.seed)
+    random.seed(cfg.seed)
+    nparams = sum(p.numel() for p in model.parameters())
+    records: list[dict] = [{"event": "start", "config": {k: str(v) for k, v in vars(cfg).items()}, "params": nparams}]
+    t0 = time.time()
+    budget = cfg.minutes * 60
+    next_eval = cfg.eval_every_min * 60
+    step, run_loss = 0, 0.0
+    bar = tqdm(total=cfg.max_steps or int(budget), unit="step" if cfg.max_steps else "s", file=sys.stderr,
+               disable=None)
+    model.train()
+
+    def checkpoint(final: bool) -> None:
+        acc = validate(cfg, model, tok) if cfg.val_n else float("nan")
+        rec = {"event": "final" if final else "eval", "step": step, "elapsed_s": round(time.time() - t0, 1),
+               "val_acc": acc, "loss": round(run_loss, 4)}
+        records.append(rec)
+        tqdm.write(json.dumps(rec), file=sys.stderr)
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    while True:
+        elapsed = time.time() - t0
+        frac = step / cfg.max_steps if cfg.max_steps else elapsed / budget
+        if frac >= 1:
+            break
+        for grp in opt.param_groups:
+            grp["lr"] = cfg.lr * _lr_scale(frac, cfg.warmup)
+        probs = [next(stream) for _ in range(cfg.batch)]
+        if cfg.model == "dllm":
+            ids, pm, ans = data.dllm_batch(tok, probs, models.GEN_LENGTH)
+            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen)
+        else:
+            loss = drafter_loss(model, *data.drafter_batch(tok, probs))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        run_loss = loss.item() if step == 1 else 0.98 * run_loss + 0.02 * loss.item()
+        if step % cfg.log_every == 0:
+            records.append({"event": "train", "step": step, "elapsed_s": round(time.time() - t0, 1),
+                            "loss": round(run_loss, 4), "raw_loss": round(loss.item(), 4),
+                            "lr": opt.param_groups[0]["lr"]})
+            log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        bar.update(1 if cfg.max_steps else int(time.time() - t0) - bar.n)
+        bar.set_postfix(loss=f"{run_loss:.3f}", step=step)
+        if not cfg.max_steps and time.time() - t0 >= next_eval:
+            checkpoint(final=False)
+            next_eval = time.time() - t0 + cfg.eval_every_min * 60
+    bar.close()
+    checkpoint(final=True)
+    return records
+
+
+def parse(argv: list[str] | None = None) -> RunConfig:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("dllm", "drafter"), required=True)
+    d = RunConfig()
+    for f in ("minutes", "max_steps", "batch", "lr", "warmup", "hidden", "layers", "eval_every_min", "val_n",
+              "threads", "seed", "log_every"):
+        ap.add_argument("--" + f.replace("_", "-"), type=type(getattr(d, f)), default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ns = ap.parse_args(argv)
+    kw = {k: v for k, v in vars(ns).items() if v is not None}
+    if ns.model == "drafter":  # smaller and shorter unless told otherwise
+        kw = {"hidden": 96, "layers": 2, "minutes": 12.0, "lr": 3e-3, "threads": 1, "eval_every_min": 3.0} | kw
+    return RunConfig(**kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    train(parse(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
