@@ -111,8 +111,9 @@ def _group_table(rows: dict[str, dict[str, Any]]) -> list[str]:
         st = r["stats"]
         bw = f"{r['min_bytes'] / st['median'] / 1e9:.2f} GB/s" if r.get("min_bytes") else "—"
         dev = "" if r.get("device", "cpu") == "cpu" else f" ({r['device']})"
+        rounds = f"{st['rounds']}{'*' if r.get('single_profiled_call') else ''}"
         lines.append(
-            f"| {c}{dev} | {_ms(st['median'])} | {_ms(st['min'])} | {st['rounds']} "
+            f"| {c}{dev} | {_ms(st['median'])} | {_ms(st['min'])} | {rounds} "
             f"| {_ratio(med.get('eager'), st['median'])} | {_ratio(med.get('compiled'), st['median'])} "
             f"| {_ratio(st['median'], med.get('floor'))} | {bw} | {_bytes(r.get('peak_bytes'))} |"
         )
@@ -151,7 +152,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"- load average (1 min) at start / end: {m.get('loadavg_1m_start', 0):.2f} / {wk.get('loadavg_1m_end', 0):.2f}"
         " (above ~0.5 on this machine means other work shared the cores: timings are then pessimistic)",
         "- times are per call, cold caches (a 64 MiB buffer is written before every round); peak temp memory is the"
-        " torch CPU allocator's peak during one call (torch.profiler profile_memory), CUDA peak for triton",
+        " torch CPU allocator's peak during one call (torch.profiler profile_memory), CUDA peak for triton;"
+        " rounds marked * are a single call timed under the profiler (too slow to repeat in the budget)",
         "",
         "## Targets",
         "",
