@@ -20,7 +20,7 @@ WORDS = (
     "the a an one two three four five six seven eight nine ten cat dog bird fish apple apples pear "
     "pears has have had gives gave takes took buys bought sells sold now left total how many more "
     "less than each per and or is are was were to of in on with answer so then it they she he tom "
-    "ann bob sue eats ate box boxes bag bags coin coins day days + - * = ? . , ####"
+    "him her ann bob sue eats ate box boxes bag bags coin coins day days + - * = ? . , ####"
 ).split()
 DIGITS = [str(d) for d in range(10)]
 CHAR_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
