@@ -10,6 +10,8 @@ order, so the result does not depend on which program finishes last.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -214,8 +216,12 @@ def token_stats_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx
         tl.store(pcur_ptr + row, p_cur)
 
 
+@functools.lru_cache(maxsize=64)
 def id_tensor(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Id list as an int64 tensor (a dummy element when empty: kernels loop over n, never read it)."""
+    """Id list as an int64 tensor (a dummy element when empty: kernels loop over n, never read it).
+
+    Cached: a host-to-device copy is not allowed while a CUDA graph captures the step.
+    """
     return torch.tensor(ids or (0,), dtype=torch.int64, device=device)
 
 
@@ -231,8 +237,8 @@ def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temp
     part = torch.empty((b * g * cfg.nsplit * NFIELDS,) if cfg.nsplit > 1 else (1,), dtype=torch.float32, device=dev)
     cnt = workspace.counters(dev, b * g)
     args = [logits, logits.stride(0), logits.stride(1), u, u.stride(0), u.stride(1), x, x.stride(0)]
-    tail = [mask_id, inv_t, float(cfg_scale + 1.0), id_tensor(suppress_ids, dev), len(suppress_ids),
-            id_tensor(demote_ids, dev), len(demote_ids), int(seed), int(step), part, cnt, cfg.chunk]
+    tail = [mask_id, inv_t, float(cfg_scale + 1.0), id_tensor(tuple(suppress_ids), dev), len(suppress_ids),
+            id_tensor(tuple(demote_ids), dev), len(demote_ids), int(seed), int(step), part, cnt, cfg.chunk]
     meta = dict(HAS_CFG=has_cfg, SAMPLE=temperature > 0, SCALE_T=score_temperature == "sampling",
                 MODE=MODES[score], NSPLIT=cfg.nsplit, BLOCK=cfg.block_v)
     return cfg, args, tail, meta
