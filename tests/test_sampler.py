@@ -118,7 +118,6 @@ def test_backends_agree(backend):
     cold = generate(model, prompt, am, backend="reference", **kw)
     draft = cold[:, prompt.shape[1]:].flip(1)
     variants = [
-        {"temperature": 0.0},
         {"temperature": 1.0},
         {"temperature": 0.0, "warm_start": WarmStart(draft, mode="embedding", alpha=0.7, rate=0.6)},
         {"temperature": 1.0, "warm_start": WarmStart(draft, rate=0.8, remask_threshold=0.3)},
