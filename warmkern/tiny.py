@@ -92,7 +92,7 @@ def encode_prompts(tok: PreTrainedTokenizerFast, prompts: list[str]) -> tuple[to
 def _row(name: str, stats, seconds: float) -> str:
     tr = sum(sum(r) for r in stats.transfers_per_step)
     return (
-        f"{name:<34} nfe={stats.nfe:>3}  steps/block={stats.steps_per_block}  transferred={tr:>3}  "
+        f"{name:<38} nfe={stats.nfe:>3}  steps/block={stats.steps_per_block}  transferred={tr:>3}  "
         f"injected={stats.injected:>3}  survived={stats.survived:>3}  remasked={stats.remasked:>3}  "
         f"model={stats.time_model_s * 1e3:6.1f}ms  sampler={stats.time_sampler_s * 1e3:6.1f}ms  wall={seconds:5.2f}s"
     )
@@ -139,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(0)
     flip = torch.rand(noisy.shape, generator=gen) < 0.3
     noisy[flip] = torch.randint(len(DLLM_SPECIALS), len(tok), noisy.shape, generator=gen)[flip]
-    run("warm token, 30% corrupted + remask", warm_start=WarmStart(noisy, remask_threshold=0.2))
+    run("warm token, 30% corrupted, remask<.05", warm_start=WarmStart(noisy, remask_threshold=0.05))
     run("warm embedding a=0.5, draft = cold", warm_start=WarmStart(oracle, mode="embedding"))
-    ws, texts = WarmStart.from_causal_lm(aux, aux_tok, tok, prompts, g, max_new_tokens=24, remask_threshold=0.2)
-    run("warm token, random drafter + remask", warm_start=ws)
+    run("warm embedding a=0.5 + threshold 0.9", warm_start=WarmStart(oracle, mode="embedding"), threshold=0.9)
+    ws, texts = WarmStart.from_causal_lm(aux, aux_tok, tok, prompts, g, max_new_tokens=24, remask_threshold=0.05)
+    run("warm token, random drafter, remask<.05", warm_start=ws)
     print(f"drafter texts (random weights): {texts!r}")
     print("cold output:", tok.batch_decode(oracle))
     return 0
