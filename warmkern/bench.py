@@ -98,10 +98,10 @@ def _rows_by_group(data: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]
 
 
 def _group_table(rows: dict[str, dict[str, Any]]) -> list[str]:
-    med = {c: r["stats"]["median"] for c, r in rows.items() if r.get("status") == "ok"}
+    best = {c: r["stats"]["min"] for c, r in rows.items() if r.get("status") == "ok"}
     lines = [
-        "| contender | median ms | min ms | rounds | eager ÷ this | compiled ÷ this | this ÷ floor "
-        "| min bytes / median | peak temp memory |",
+        "| contender | min ms | median ms | rounds | eager ÷ this | compiled ÷ this | this ÷ floor "
+        "| min bytes / min time | peak temp memory |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c, r in rows.items():
@@ -109,13 +109,13 @@ def _group_table(rows: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"| {c} | {r['status']}: {r.get('reason', '')} ||||||||")
             continue
         st = r["stats"]
-        bw = f"{r['min_bytes'] / st['median'] / 1e9:.2f} GB/s" if r.get("min_bytes") else "—"
+        bw = f"{r['min_bytes'] / st['min'] / 1e9:.2f} GB/s" if r.get("min_bytes") else "—"
         dev = "" if r.get("device", "cpu") == "cpu" else f" ({r['device']})"
         rounds = f"{st['rounds']}{'*' if r.get('single_profiled_call') else ''}"
         lines.append(
-            f"| {c}{dev} | {_ms(st['median'])} | {_ms(st['min'])} | {rounds} "
-            f"| {_ratio(med.get('eager'), st['median'])} | {_ratio(med.get('compiled'), st['median'])} "
-            f"| {_ratio(st['median'], med.get('floor'))} | {bw} | {_bytes(r.get('peak_bytes'))} |"
+            f"| {c}{dev} | {_ms(st['min'])} | {_ms(st['median'])} | {rounds} "
+            f"| {_ratio(best.get('eager'), st['min'])} | {_ratio(best.get('compiled'), st['min'])} "
+            f"| {_ratio(st['min'], best.get('floor'))} | {bw} | {_bytes(r.get('peak_bytes'))} |"
         )
     return lines
 
@@ -128,12 +128,12 @@ def _headline(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for g, rows in groups.items():
-        med = {c: r["stats"]["median"] for c, r in rows.items() if r.get("status") == "ok"}
+        best = {c: r["stats"]["min"] for c, r in rows.items() if r.get("status") == "ok"}
         for f in FUSED:
-            if f in med:
+            if f in best:
                 lines.append(
-                    f"| {g} | {f} | {_ratio(med.get('eager'), med[f])} | {_ratio(med.get('eager-window'), med[f])} "
-                    f"| {_ratio(med.get('compiled'), med[f])} | {_ratio(med[f], med.get('floor'))} "
+                    f"| {g} | {f} | {_ratio(best.get('eager'), best[f])} | {_ratio(best.get('eager-window'), best[f])} "
+                    f"| {_ratio(best.get('compiled'), best[f])} | {_ratio(best[f], best.get('floor'))} "
                     f"| {_bytes(rows[f].get('peak_bytes'))} | {_bytes(rows.get('eager', {}).get('peak_bytes'))} |"
                 )
     return lines if len(lines) > 2 else ["(no fused contender ran: see the skipped rows below)"]
@@ -151,7 +151,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"torch {m.get('torch')}, CUDA: {m.get('cuda') or 'none'}",
         f"- load average (1 min) at start / end: {m.get('loadavg_1m_start', 0):.2f} / {wk.get('loadavg_1m_end', 0):.2f}"
         " (above ~0.5 on this machine means other work shared the cores: timings are then pessimistic)",
-        "- times are per call, cold caches (a 64 MiB buffer is written before every round); peak temp memory is the"
+        "- times are per call, cold caches (a 128 MiB buffer is written before every round); all ratios use the"
+        " minimum over rounds (the round least disturbed by other work on the machine); peak temp memory is the"
         " torch CPU allocator's peak during one call (torch.profiler profile_memory), CUDA peak for triton;"
         " rounds marked * are a single call timed under the profiler (too slow to repeat in the budget)",
         "",
