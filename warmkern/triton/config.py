@@ -3,7 +3,8 @@
 Autotuning needs a driver (it fails in the interpreter) and makes CUDA-graph capture and the
 kernels-report depend on timing noise, so every choice here is a pure function of its inputs.
 Env overrides (tests use them to force tile and split paths on tiny shapes):
-WARMKERN_TRITON_BLOCK_V, WARMKERN_TRITON_SPLIT, WARMKERN_TRITON_BLOCK_D, WARMKERN_TRITON_WARPS.
+WARMKERN_TRITON_BLOCK_V, WARMKERN_TRITON_SPLIT, WARMKERN_TRITON_BLOCK_D, WARMKERN_TRITON_WARPS,
+WARMKERN_TRITON_WINDOW_HINT.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ GPU_BLOCK_V = 4096  # vocabulary tile on GPU (issue: 4k-16k elements)
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 GPU_BLOCK_D = 1024
 INTERP_SM_COUNT = 4  # pretend SM count off-GPU, so small B*G exercises the split path
+# denoise_step skips positions outside [lo, hi), which the host cannot see without a sync: size its
+# split for a semi-autoregressive block of this many positions (LLaDA's block length).
+WINDOW_HINT = 32
 
 
 def _env_int(name: str) -> int | None:
@@ -61,6 +65,11 @@ def stats_config(rows: int, vocab: int, sms: int, on_gpu: bool) -> StatsConfig:
     nsplit = -(-vocab // chunk)  # drop empty trailing splits
     warps = _env_int("WARMKERN_TRITON_WARPS") or (8 if on_gpu else 4)
     return StatsConfig(block_v=block_v, nsplit=nsplit, chunk=chunk, num_warps=warps)
+
+
+def window_rows(b: int, g: int) -> int:
+    """Rows a denoise_step is expected to compute: B * min(G, window hint)."""
+    return b * min(g, _env_int("WARMKERN_TRITON_WINDOW_HINT") or WINDOW_HINT)
 
 
 def select_warps(g: int) -> int:

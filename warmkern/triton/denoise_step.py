@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from warmkern import launches
-from warmkern.triton import workspace
+from warmkern.triton import config, workspace
 from warmkern.triton.select import rule_args, select_row
 from warmkern.triton.token_stats import row_stats, stats_args
 
@@ -67,7 +67,8 @@ def denoise_step(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=N
     nt = torch.empty((b,), dtype=torch.int64, device=dev)
     nr = torch.empty((b,), dtype=torch.int64, device=dev)
     cfg, args, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
-                                       suppress_ids, demote_ids, cfg_scale, seed, step)
+                                       suppress_ids, demote_ids, cfg_scale, seed, step,
+                                       rows=config.window_rows(b, g))
     x0 = torch.empty((b, g), dtype=torch.int64, device=dev)
     sc = torch.empty((b, g), dtype=torch.float32, device=dev)
     pc = torch.empty((b, g), dtype=torch.float32, device=dev)

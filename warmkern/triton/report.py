@@ -94,6 +94,7 @@ def kernel_specs(cc: int) -> list[tuple[str, str, object, dict, int, int]]:
         "T>0 entropy+CFG": dict(HAS_CFG=True, SAMPLE=True, SCALE_T=True, MODE=MODES["entropy"]),
     }
     grid = b * g * cfg.nsplit
+    dcfg = config.stats_config(config.window_rows(b, g), v, sms, on_gpu=True)  # denoise_step: window-sized split
     for name, flags in variants.items():
         specs.append(("token_stats", f"{name}, split {cfg.nsplit}", token_stats_kernel, {**stats, **flags},
                       cfg.num_warps, grid))
@@ -104,12 +105,13 @@ def kernel_specs(cc: int) -> list[tuple[str, str, object, dict, int, int]]:
     sel_variants = {"top-k": dict(RULE=0, REMASK=False), "factor + remask": dict(RULE=2, REMASK=True)}
     specs.append(("select", "factor + remask", select_kernel, {**sel, **sel_variants["factor + remask"]},
                   config.select_warps(g), b))
-    fused = {**stats, **{k: val for k, val in sel.items() if k not in stats}, "bcnt_ptr": _ptr("i32")}
+    fused = {**stats, **{k: val for k, val in sel.items() if k not in stats}, "bcnt_ptr": _ptr("i32"),
+             "chunk": dcfg.chunk, "NSPLIT": dcfg.nsplit}
     for name, flags in (("greedy prob, top-k", {**variants["greedy prob"], **sel_variants["top-k"]}),
                         ("T>0 margin+CFG, factor+remask",
                          {**variants["T>0 margin+CFG"], **sel_variants["factor + remask"]})):
-        specs.append(("denoise_step", f"{name}, split {cfg.nsplit}", denoise_step_kernel, {**fused, **flags},
-                      cfg.num_warps, grid))
+        specs.append(("denoise_step", f"{name}, split {dcfg.nsplit}", denoise_step_kernel, {**fused, **flags},
+                      dcfg.num_warps, b * g * dcfg.nsplit))
     return specs
 
 

@@ -226,11 +226,14 @@ def id_tensor(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
 
 
 def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature, suppress_ids,
-               demote_ids, cfg_scale, seed, step):
-    """Positional kernel arguments shared by token_stats and denoise_step, plus the config."""
+               demote_ids, cfg_scale, seed, step, rows=None):
+    """Positional kernel arguments shared by token_stats and denoise_step, plus the config.
+
+    `rows`: how many positions will really be computed (sizes the vocabulary split); default B*G.
+    """
     b, g, v = logits.shape
     dev = logits.device
-    cfg = config.stats_config(b * g, v, config.sm_count(dev), dev.type == "cuda")
+    cfg = config.stats_config(b * g if rows is None else rows, v, config.sm_count(dev), dev.type == "cuda")
     inv_t = float(torch.tensor(1.0 / temperature if temperature > 0 else 1.0, dtype=torch.float32))
     has_cfg = uncond_logits is not None
     u = uncond_logits if has_cfg else logits
