@@ -124,7 +124,11 @@ def reference_op_count(device: str = "cpu") -> dict[str, int]:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             reference.denoise_step(logits, x.clone(), prov.clone(), mask_id=4000, lo=lo, hi=hi, k=k, **kw)
         top = [e for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::")]
-        counts[name] = len(top)
+        counts[f"denoise_step {name}"] = len(top)
+    w = torch.randn(v, 64, device=device)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        reference.warm_embed(w, x, x.clone(), prov.logical_not(), mask_id=4000, alpha=0.5, out=torch.empty(b, G, 64))
+    counts["warm_embed"] = len([e for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::")])
     return counts
 
 
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.op_count:
         for name, n in reference_op_count().items():
-            print(f"reference denoise_step, {name}: {n} top-level ATen ops (triton: 1 launch)")
+            print(f"reference {name}: {n} top-level ATen ops per call (triton: 1 launch)")
         return 0
     if not torch.cuda.is_available():
         print("bench_triton_gpu: no CUDA device, nothing to time (try --op-count)")
