@@ -170,8 +170,21 @@ def generate(
 ) -> Tensor | tuple[Tensor, GenerationStats]:
     """Sample `gen_length` tokens after `prompt` (left padded, `[B, P]`); returns `[B, P + G]`.
 
-    Cold start reproduces LLaDA's `generate` (same arguments, same tokens at temperature 0). See
-    README for the keyword-only extensions; `return_stats=True` returns `(x, GenerationStats)`.
+    Cold start reproduces LLaDA's `generate` (same arguments, same tokens at temperature 0; x0 never
+    is `mask_id`, ties go to the lower position). Keyword-only extensions:
+
+    - threshold / factor: Fast-dLLM parallel decoding. A block ends once it has no masks; `steps`
+      stays an upper bound: a block's last planned step commits everything still masked.
+    - score: 'prob' | 'margin' | 'entropy' | 'random' (default from `remasking`).
+    - schedule='dream': k = floor(m (1 - s/t)) on linspace(1, 1e-3, n + 1) per block, the rest at
+      the last step; with logits_shift=True (position i read at i-1) and one block this is Dream's
+      diffusion_generate (maskgit_plus / topk_margin / entropy, no alg_temp, no top-p/top-k).
+    - Each block plans ceil(masked_at_block_start * steps / gen_length) steps and runs until it has
+      no masks (extra steps only after late remasks); with remasking on, a block holding injected
+      tokens runs at least one step so the dLLM sees each of them.
+    - warm_start: see `WarmStart`; its keep mask and all noise come from Philox with `seed`.
+    - backend: 'auto' | 'reference' | 'triton' | 'cpu' (ops dispatch); progress: a tqdm bar.
+    - return_stats=True returns `(x, GenerationStats)`.
     """
     score = _check_args(
         prompt, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
