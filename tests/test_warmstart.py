@@ -11,6 +11,11 @@ from warmkern import WarmStart, draft_from_texts, generate, rng, tiny
 G, BLK, STEPS = 16, 4, 8
 
 
+def _gen() -> torch.Generator:
+    """A fixed generator, so test data does not depend on which tests ran before."""
+    return torch.Generator().manual_seed(1234)
+
+
 class Recorder(torch.nn.Module):
     """Wraps a model and keeps a copy of every input it is called with."""
 
@@ -41,7 +46,7 @@ def _cold(b=3, **kw):
 
 def test_rate_zero_equals_cold():
     model, tok, prompt, am, args, cold, cst = _cold()
-    draft = torch.randint(5, len(tok), (3, G))
+    draft = torch.randint(5, len(tok), (3, G), generator=_gen())
     for ws in (WarmStart(draft, rate=0.0, remask_threshold=0.5), WarmStart(draft, mode="embedding", rate=0.0)):
         x, st = generate(model, prompt, am, warm_start=ws, return_stats=True, **args)
         assert torch.equal(x, cold)
@@ -90,7 +95,7 @@ def test_keep_mask_is_philox_stream_two():
 def test_remasking_touches_only_provisional_tokens_in_the_active_block():
     model, tok, prompt, am, args, _, _ = _cold()
     p, mask = prompt.shape[1], tok.mask_token_id
-    draft = torch.randint(5, len(tok), (3, G))
+    draft = torch.randint(5, len(tok), (3, G), generator=_gen())
     draft[1, 5:] = -1
     rec = Recorder(model)
     x, st = generate(rec, prompt, am, warm_start=WarmStart(draft, rate=0.7, remask_threshold=0.3, remask_max=2),
@@ -120,7 +125,7 @@ def test_remasking_touches_only_provisional_tokens_in_the_active_block():
 
 def test_embedding_alpha_zero_equals_cold():
     model, tok, prompt, am, args, cold, cst = _cold(cfg_scale=1.0)
-    ws = WarmStart(torch.randint(5, len(tok), (3, G)), mode="embedding", alpha=0.0)
+    ws = WarmStart(torch.randint(5, len(tok), (3, G), generator=_gen()), mode="embedding", alpha=0.0)
     x, st = generate(model, prompt, am, warm_start=ws, return_stats=True, **args)
     assert torch.equal(x, cold) and st.nfe == cst.nfe
 
@@ -129,7 +134,7 @@ def test_embedding_inputs_follow_the_alpha_schedule():
     model, tok, prompt, am, args, _, _ = _cold(b=1)
     p, mask = prompt.shape[1], tok.mask_token_id
     w = model.get_input_embeddings().weight
-    draft = torch.randint(5, len(tok), (1, G))
+    draft = torch.randint(5, len(tok), (1, G), generator=_gen())
     draft[0, -2:] = -1
     rec = Recorder(model)
     ws = WarmStart(draft, mode="embedding", alpha=0.8, alpha_schedule="linear")
