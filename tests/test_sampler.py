@@ -20,7 +20,6 @@ def _setup(b: int):
 # (batch, block_length, steps, cfg, eos flags, temperature): B=1 and B=3 (different prompt lengths),
 # one block and four blocks, steps < gen_length, CFG, EOS suppression / EOS-EOT demotion, Gumbel.
 CASES = [
-    (1, G, G, 0.0, False, 0.0),
     (3, G, G, 0.0, False, 0.0),
     (1, 4, 8, 0.0, False, 0.0),
     (3, 4, 8, 0.0, True, 0.0),
