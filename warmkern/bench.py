@@ -171,6 +171,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="warmkern bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny shapes, few rounds: proves the suite runs (CI)")
     p.add_argument("--out", default="bench-results", help="directory for bench.json and bench.md")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice); 1 gives stable timings on a busy machine")
     p.add_argument("-k", dest="select", default=None, help="pytest -k expression to run a subset")
     return p.parse_args(argv)
 
@@ -191,6 +193,10 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "bench.json", out / "bench.md"
     os.environ["WARMKERN_BENCH_QUICK"] = "1" if args.quick else "0"
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))  # same process as the suite: applies to every contender
     machine = _machine()
     outcomes = _Outcomes()
     pytest_args = [
