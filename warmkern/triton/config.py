@@ -63,7 +63,9 @@ def stats_config(rows: int, vocab: int, sms: int, on_gpu: bool) -> StatsConfig:
     nsplit = max(1, min(nsplit, tiles))
     chunk = -(-tiles // nsplit) * block_v
     nsplit = -(-vocab // chunk)  # drop empty trailing splits
-    warps = _env_int("WARMKERN_TRITON_WARPS") or (8 if on_gpu else 4)
+    # 16 warps x 4096: 8 elements (one 16-byte bf16 vector) per thread per tile, and registers low
+    # enough for 2-4 resident blocks per SM (kernels-report: 57-102 regs; 8 warps needed 80-166)
+    warps = _env_int("WARMKERN_TRITON_WARPS") or (16 if on_gpu else 4)
     return StatsConfig(block_v=block_v, nsplit=nsplit, chunk=chunk, num_warps=warps)
 
 

@@ -22,7 +22,6 @@ from warmkern.triton.common import position_uniform, vocab_gumbel
 
 MODES = {"prob": 0, "margin": 1, "entropy": 2, "random": 3}
 NFIELDS = 9  # partial state fields, see _store_partial
-BIG_INDEX = tl.constexpr(2147483647)
 
 
 @triton.jit
@@ -60,13 +59,15 @@ def chunk_stats(row_ptr, urow_ptr, v_begin, v_end, xcur, mask_id, inv_t, cfg1, s
         else:
             pick = z
         pick = tl.where((offs == mask_id) | (~inb), ninf, pick)
-        # argmax, leftmost on ties (explicit, so interpreter and GPU agree)
-        tmax = tl.max(pick, 0)
-        tidx = tl.min(tl.where(pick == tmax, offs, BIG_INDEX), 0)
+        # argmax, leftmost on ties, in one reduction (block reductions, not loads, bound the GPU loop)
+        tmax, tpos = tl.max(pick, 0, return_indices=True, return_indices_tie_break_left=True)
         if tmax > best:
             best = tmax
-            best_idx = tidx
-            zt_best = tl.max(tl.where(offs == tidx, zt, ninf), 0)
+            best_idx = vs + tpos
+            if SAMPLE or SCALE_T:
+                zt_best = tl.max(tl.where(offs == vs + tpos, zt, ninf), 0)
+            else:
+                zt_best = tmax  # greedy: zt is pick away from the mask lane
         # online softmax of zt (over the whole vocabulary, mask_id included)
         m_new = tl.maximum(m, tl.max(zt, 0))
         m_safe = tl.where(m_new == ninf, 0.0, m_new)
@@ -80,12 +81,12 @@ def chunk_stats(row_ptr, urow_ptr, v_begin, v_end, xcur, mask_id, inv_t, cfg1, s
         m = m_new
         if MODE == 1:
             za = tl.where((offs == mask_id) | (~inb), ninf, zt)
-            t1 = tl.max(za, 0)
-            i1 = tl.min(tl.where(za == t1, offs, BIG_INDEX), 0)
-            t2 = tl.max(tl.where(offs == i1, ninf, za), 0)
+            t1, i1 = tl.max(za, 0, return_indices=True, return_indices_tie_break_left=True)
+            t2 = tl.max(tl.where(offs == vs + i1, ninf, za), 0)
             top2 = tl.maximum(tl.minimum(top1, t1), tl.maximum(top2, t2))
             top1 = tl.maximum(top1, t1)
-        zt_cur = tl.maximum(zt_cur, tl.max(tl.where(offs == xcur, zt, ninf), 0))
+        if (xcur >= vs) & (xcur < vs + BLOCK):  # only the tile holding x pays this reduction
+            zt_cur = tl.max(tl.where(offs == xcur, zt, ninf), 0)
     return m, s, acc, best, best_idx, zt_best, top1, top2, zt_cur
 
 
