@@ -243,3 +243,21 @@ def test_draft_ids_outside_the_vocabulary():
     with pytest.raises(ValueError, match=r"warm_start\.draft"):
         generate(model, prompt, am, steps=4, gen_length=4, block_length=4, mask_id=tok.mask_token_id,
                  warm_start=WarmStart(torch.tensor([[1, 2, len(tok), -1]])))
+
+
+@pytest.mark.parametrize("rule", [{}, {"threshold": 0.2}])
+def test_rows_decode_as_if_alone(rule):
+    """Rows with different drafts plan different step counts; each still decodes exactly as a batch of one."""
+    model, tok = tiny_pair()
+    prompt = torch.tensor([[7, 8, 9, 10], [11, 12, 13, 14], [15, 16, 17, 18]])
+    draft = torch.randint(5, len(tok), (3, G), generator=_gen())
+    draft[1, ::2] = -1
+    draft[2] = -1
+    draft[2, 9:11] = 5
+    kw = dict(steps=STEPS, gen_length=G, block_length=BLK, mask_id=tok.mask_token_id, **rule)
+    ws = WarmStart(draft, remask_threshold=0.05)
+    x, st = generate(model, prompt, warm_start=ws, return_stats=True, **kw)
+    assert st.remasked > 0 and len(set(map(tuple, st.transfers_per_step))) > 1
+    for r in range(3):
+        alone = generate(model, prompt[r : r + 1], warm_start=WarmStart(draft[r : r + 1], remask_threshold=0.05), **kw)
+        assert torch.equal(alone, x[r : r + 1]), r

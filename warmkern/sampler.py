@@ -319,18 +319,39 @@ class _Run:
         uncond = self.m.region(logits[self.b :], self.p, self.g) if self.cfg else None
         return cond, uncond
 
-    def _step(self, i: int, plan: Tensor, lo: Tensor, hi: Tensor, k: Tensor | None) -> Tensor:
-        """One forward + denoise_step; k=None means the threshold/factor rule. Returns n_remask [B]."""
+    def _step(self, i: int, plan: Tensor, parts: list[tuple[Tensor, Tensor, Tensor | None]]) -> Tensor:
+        """One forward, then the selection rule(s); returns n_remask [B].
+
+        `parts` are (lo, hi, k) over disjoint sets of rows (the others get an empty window); k=None
+        means the threshold/factor rule. One part is one fused denoise_step; two parts (rows of a
+        threshold batch at different points of their plans) share one token_stats.
+        """
         cond, uncond = self._forward(i, plan)
         t0 = self.clock.mark()
-        nt, nr = ops.denoise_step(
-            cond, self.xg, self.prov, mask_id=self.mask_id, lo=lo, hi=hi, k=k,
-            threshold=self.threshold if k is None else None, factor=self.factor if k is None else None,
-            remask_threshold=self.remask_threshold, remask_max=self.remask_max, temperature=self.temperature,
-            score=self.score, score_temperature=self.score_temperature, suppress_ids=self.suppress,
-            demote_ids=self.demote, uncond_logits=uncond, cfg_scale=self.cfg_scale, seed=self.seed,
-            step=self.step, backend=self.backend, check_values=self.step == 0,
+        check = self.step == 0
+        stats_kw = dict(
+            mask_id=self.mask_id, temperature=self.temperature, score=self.score,
+            score_temperature=self.score_temperature, suppress_ids=self.suppress, demote_ids=self.demote,
+            uncond_logits=uncond, cfg_scale=self.cfg_scale, seed=self.seed, step=self.step,
         )
+        rule_kw = dict(remask_threshold=self.remask_threshold, remask_max=self.remask_max, backend=self.backend,
+                       check_values=check)
+        if len(parts) == 1:
+            lo, hi, k = parts[0]
+            nt, nr = ops.denoise_step(
+                cond, self.xg, self.prov, lo=lo, hi=hi, k=k, threshold=self.threshold if k is None else None,
+                factor=self.factor if k is None else None, **stats_kw, **rule_kw,
+            )
+        else:
+            x0, sc, p_cur = ops.token_stats(cond, self.xg, backend=self.backend, check_values=check, **stats_kw)
+            nt = nr = torch.zeros((self.b,), dtype=torch.int64, device=self.dev)
+            for lo, hi, k in parts:
+                a, r = ops.select(
+                    sc, x0, p_cur, self.xg, self.prov, mask_id=self.mask_id, lo=lo, hi=hi, k=k,
+                    threshold=self.threshold if k is None else None, factor=self.factor if k is None else None,
+                    **rule_kw,
+                )
+                nt, nr = nt + a, nr + r
         self.clock.add("sampler", t0, self.clock.mark())
         self.nt.append(nt)
         self.nr.append(nr)
@@ -347,15 +368,33 @@ class _Run:
         win_x, win_p = self.xg[:, lo:hi], self.prov[:, lo:hi]
         return torch.stack([(win_x == self.mask_id).sum(1), win_p.sum(1)])
 
-    def _k(self, i: int, plan_t: Tensor, ratios: Tensor | None, lo: int, hi: int, last: bool) -> Tensor | None:
-        masked = (self.xg[:, lo:hi] == self.mask_id).sum(1)
-        if last:
-            return masked
-        if self.threshold is not None or self.factor is not None:
-            return None
-        if ratios is not None:
-            return S.dream_k(masked, ratios[:, i])
-        return S.llada_k(masked, plan_t, i)
+    def _parts(
+        self, i: int, plan: list[int], plan_t: Tensor, ratios: Tensor | None, lo_i: int, hi_i: int, adaptive: bool,
+    ) -> list[tuple[Tensor, Tensor, Tensor | None]]:
+        """Windows and rule of step i of a block, per row, as a batch-of-one run of that row would do it.
+
+        A row takes part while it has planned steps left (fixed schedules) or masks left (after its
+        plan, or at any point in threshold/factor mode after the first step); the others get an
+        empty window, so a row's tokens never depend on which rows share its batch. k is
+        ceil(masked / steps left) (LLaDA) or floor(masked (1 - s/t)) (Dream), everything once a row's
+        plan is used up; threshold/factor rows commit everything at their last planned step.
+        """
+        masked = (self.xg[:, lo_i:hi_i] == self.mask_id).sum(1)
+        active = (masked > 0) | ((plan_t > 0) & (i == 0) if adaptive else plan_t > i)
+        lo, hi = active.long() * lo_i, active.long() * hi_i
+        if not adaptive:
+            if ratios is not None:
+                k = S.dream_k(masked, ratios[:, i]) if i < ratios.shape[1] else masked
+            else:
+                k = S.llada_k(masked, plan_t, i)
+            return [(lo, hi, k)]
+        forced = [i >= p - 1 for p in plan]
+        if all(forced):
+            return [(lo, hi, masked)]
+        if not any(forced):
+            return [(lo, hi, None)]
+        f = torch.tensor(forced, device=self.dev)
+        return [(lo * f, hi * f, masked), (lo * ~f, hi * ~f, None)]
 
     def loop(self) -> Tensor:
         n_blocks = self.g // self.blk
@@ -365,18 +404,17 @@ class _Run:
         counts = self._block_counts(0, self.blk).tolist() if warm_token else [[self.blk] * self.b, [0] * self.b]
         for j in range(n_blocks):
             lo_i, hi_i = j * self.blk, (j + 1) * self.blk
-            lo = torch.full((self.b,), lo_i, dtype=torch.int64, device=self.dev)
-            hi = torch.full((self.b,), hi_i, dtype=torch.int64, device=self.dev)
             plan = S.planned_steps(counts[0], self.steps, self.g, [verify and c > 0 for c in counts[1]])
             n_plan = max(plan)
             plan_t = torch.tensor(plan, dtype=torch.int64, device=self.dev)
             ratios = S.dream_ratios(plan, n_plan, self.dev) if self.schedule == "dream" and not adaptive else None
             nr = torch.zeros((self.b,), dtype=torch.int64, device=self.dev)
             done_early = n_plan == 0
-            for i in range(n_plan):
-                last = i == n_plan - 1
-                nr = self._step(i, plan_t, lo, hi, self._k(i, plan_t, ratios, lo_i, hi_i, last))
-                if adaptive and not last and not bool((self.xg[:, lo_i:hi_i] == self.mask_id).any()):
+            i = 0
+            while i < n_plan:
+                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, ratios, lo_i, hi_i, adaptive))
+                i += 1
+                if adaptive and i < n_plan and not bool((self.xg[:, lo_i:hi_i] == self.mask_id).any()):
                     done_early = True
                     break
             # One sync per block: is anything left here (late remasks, or stuck positions), and what
@@ -388,6 +426,8 @@ class _Run:
             host = torch.stack(probe).tolist() if probe else []
             left, last_nr = ([0] * self.b, [0] * self.b) if done_early else (host[0], host[1])
             while any(left):
+                # After a row's last step commits everything, what is still masked was either
+                # remasked in that step or has no finite logit.
                 stuck = [a - r for a, r in zip(left, last_nr)]
                 if any(s > 0 for s in stuck):
                     raise RuntimeError(
@@ -395,10 +435,11 @@ class _Run:
                         "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output "
                         "and suppress_ids"
                     )
-                nr = self._step(n_plan, plan_t, lo, hi, self._k(0, plan_t, None, lo_i, hi_i, True))
+                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, ratios, lo_i, hi_i, adaptive))
+                i += 1
                 left, last_nr = torch.stack([(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr]).tolist()
             self.prov[:, lo_i:hi_i] = False  # survivors of a finished block are final
-            self.stats.steps_per_block.append(self.step - sum(self.stats.steps_per_block))
+            self.stats.steps_per_block.append(i)
             self.stats.planned_steps_per_block.append(n_plan)
             if more:
                 counts = host[-2:]
