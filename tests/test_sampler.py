@@ -133,6 +133,7 @@ def test_stats_cold():
                      progress=True, **special_ids(tok))
     assert isinstance(st, GenerationStats)
     assert st.nfe == 8  # CFG's batched pair counts as one forward
+    assert st.nfe_per_row == [8, 8, 8]
     assert st.steps_per_block == [2, 2, 2, 2]
     assert len(st.transfers_per_step) == 8 and all(len(r) == 3 for r in st.transfers_per_step)
     assert st.transfers_per_step == [[2, 2, 2]] * 8  # LLaDA's even split of 4 masks over 2 steps

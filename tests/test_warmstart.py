@@ -57,7 +57,7 @@ def test_draft_equal_to_cold_output_needs_no_forward():
     model, _, prompt, am, args, cold, _ = _cold()
     x, st = generate(model, prompt, am, warm_start=WarmStart(cold[:, prompt.shape[1]:]), return_stats=True, **args)
     assert torch.equal(x, cold)
-    assert st.nfe == 0 and st.steps_per_block == [0] * (G // BLK)
+    assert st.nfe == 0 and st.steps_per_block == [0] * (G // BLK) and st.nfe_per_row == [0, 0, 0]
     assert st.injected == st.survived == 3 * G and st.remasked == 0
 
 
@@ -259,5 +259,7 @@ def test_rows_decode_as_if_alone(rule):
     x, st = generate(model, prompt, warm_start=ws, return_stats=True, **kw)
     assert st.remasked > 0 and len(set(map(tuple, st.transfers_per_step))) > 1
     for r in range(3):
-        alone = generate(model, prompt[r : r + 1], warm_start=WarmStart(draft[r : r + 1], remask_threshold=0.05), **kw)
+        alone, st1 = generate(model, prompt[r : r + 1], warm_start=WarmStart(draft[r : r + 1], remask_threshold=0.05),
+                              return_stats=True, **kw)
         assert torch.equal(alone, x[r : r + 1]), r
+        assert st.nfe_per_row[r] == st1.nfe == st1.nfe_per_row[0]

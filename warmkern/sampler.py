@@ -28,6 +28,8 @@ class GenerationStats:
     """What one `generate` call did. Counts are totals over the batch unless said otherwise.
 
     transfers_per_step / remasks_per_step: one list per denoising step, one int per batch row.
+    nfe_per_row: forwards each row took part in, i.e. what running that row alone costs (rows
+    decode exactly as a batch of one; a row sits out steps after it is done).
     survived = injected - remasked: draft tokens that ended in the output as injected.
     time_model_s / time_sampler_s: wall time in model forwards vs everything the sampler does
     (embedding, stats, selection); on CUDA measured with events, so the loop itself never syncs.
@@ -38,6 +40,7 @@ class GenerationStats:
     planned_steps_per_block: list[int] = field(default_factory=list)
     transfers_per_step: list[list[int]] = field(default_factory=list)
     remasks_per_step: list[list[int]] = field(default_factory=list)
+    nfe_per_row: list[int] = field(default_factory=list)
     injected: int = 0
     survived: int = 0
     remasked: int = 0
@@ -254,6 +257,7 @@ class _Run:
         self.step = 0
         self.nt: list[Tensor] = []
         self.nr: list[Tensor] = []
+        self.active: list[Tensor] = []
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -381,6 +385,7 @@ class _Run:
         """
         masked = (self.xg[:, lo_i:hi_i] == self.mask_id).sum(1)
         active = (masked > 0) | ((plan_t > 0) & (i == 0) if adaptive else plan_t > i)
+        self.active.append(active)
         lo, hi = active.long() * lo_i, active.long() * hi_i
         if not adaptive:
             if ratios is not None:
@@ -449,9 +454,11 @@ class _Run:
         if self.bar is not None:
             self.bar.close()
         st = self.stats
+        st.nfe_per_row = [0] * self.b
         if self.nt:
             st.transfers_per_step = torch.stack(self.nt).tolist()
             st.remasks_per_step = torch.stack(self.nr).tolist()
+            st.nfe_per_row = torch.stack(self.active).sum(0).tolist()
         st.remasked = sum(sum(r) for r in st.remasks_per_step)
         st.injected = int(self.injected)
         st.survived = st.injected - st.remasked
