@@ -116,8 +116,11 @@ def finalize_stats(m, s, acc, best, best_idx, zt_best, top1, top2, zt_cur, xcur,
                    seed, step, row, MODE: tl.constexpr):
     """(x0, score, p_cur) of one position from its full-vocabulary state (spec conventions)."""
     dead = (best == float("-inf")) | (best == float("inf"))  # no finite allowed logit
-    mm = tl.where((m == float("-inf")) | (m == float("inf")), 0.0, m)
-    s = tl.where(s > 0.0, s, 1.0)  # s == 0 only on dead rows, whose outputs are overwritten below
+    # +inf reaches m (without killing the row) only through a +inf mask_id logit: the spec then takes
+    # m = 0, so s = inf and every finite p is 0 (entropy NaN). s == 0 only on dead rows.
+    pinf = m == float("inf")
+    mm = tl.where((m == float("-inf")) | pinf, 0.0, m)
+    s = tl.where(pinf, float("inf"), tl.where(s > 0.0, s, 1.0))
     x0 = tl.where(dead, mask_id, best_idx.to(tl.int64))
     if MODE == 0:
         sc = tl.exp(zt_best - mm) / s
@@ -125,7 +128,7 @@ def finalize_stats(m, s, acc, best, best_idx, zt_best, top1, top2, zt_cur, xcur,
         p2 = tl.exp(top2 - mm) / s
         sc = tl.exp(top1 - mm) / s - tl.maximum(p2, 0.0)
     elif MODE == 2:
-        sc = acc / s - tl.log(s)
+        sc = tl.where(pinf, float("nan"), acc / s - tl.log(s))
     else:
         sc = position_uniform(seed, step, 1, row)
     for i in range(n_dem):
