@@ -1,0 +1,121 @@
+// AVX-512 Gumbel-max block: 16 Philox4x32-10 calls -> 64 Gumbel values -> 64 picks z/T + g.
+//
+// The generic loop in stats_row.h does not auto-vectorise (GCC cannot vectorise the 32x32->64
+// high product of Philox), and this block is the whole cost of sampling at T > 0, so it is
+// written with intrinsics: even/odd vpmuludq for the products, fp32 Cephes log for the noise and
+// a 4x16 transpose from Philox word order back to vocabulary order. Same numbers as
+// wk::philox/gumbel<kIsaAvx512> (scalar) bit for bit.
+#pragma once
+
+#if WK_X86
+#include <immintrin.h>
+
+#include "common.h"
+
+namespace wk {
+
+WK_TARGET_AVX512 static inline __m512 log_avx512(__m512 x) {  // fast_log<kIsaAvx512>, 16 lanes
+  const __m512i u = _mm512_castps_si512(x);
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(126));
+  __m512 m = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32(0x007FFFFF)), _mm512_set1_epi32(0x3F000000)));
+  const __mmask16 small = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+  e = _mm512_mask_sub_epi32(e, small, e, _mm512_set1_epi32(1));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  m = _mm512_mask_blend_ps(small, _mm512_sub_ps(m, one), _mm512_sub_ps(_mm512_add_ps(m, m), one));
+  const __m512 z = _mm512_mul_ps(m, m);
+  __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(-1.1514610310e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(1.1676998740e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(-1.2420140846e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(1.4249322787e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(-1.6668057665e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(2.0000714765e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(-2.4999993993e-1f));
+  y = _mm512_fmadd_ps(y, m, _mm512_set1_ps(3.3333331174e-1f));
+  y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
+  const __m512 ef = _mm512_cvtepi32_ps(e);
+  y = _mm512_fmadd_ps(ef, _mm512_set1_ps(-2.12194440e-4f), y);
+  y = _mm512_fmadd_ps(z, _mm512_set1_ps(-0.5f), y);
+  return _mm512_fmadd_ps(ef, _mm512_set1_ps(0.693359375f), _mm512_add_ps(m, y));
+}
+
+WK_TARGET_AVX512 static inline __m512 gumbel_avx512(__m512i word) {  // gumbel(uniform_from_word(w))
+  __m512 w = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepu32_ps(word), _mm512_set1_ps(0.5f)), _mm512_set1_ps(0x1.0p-32f));
+  w = _mm512_min_ps(w, _mm512_set1_ps(kOneMinusUlp));
+  const __m512 w2 = _mm512_mul_ps(w, w);
+  const __m512 series = _mm512_add_ps(_mm512_add_ps(w, _mm512_mul_ps(w2, _mm512_set1_ps(0.5f))),
+                                      _mm512_mul_ps(_mm512_mul_ps(w2, w), _mm512_set1_ps(kThird)));
+  const __m512 neg = _mm512_set1_ps(-0.0f);
+  const __m512 big = _mm512_xor_ps(log_avx512(_mm512_sub_ps(_mm512_set1_ps(1.0f), w)), neg);
+  const __mmask16 use_series = _mm512_cmp_ps_mask(w, _mm512_set1_ps(kSeriesCutoff), _CMP_LT_OQ);
+  const __m512 e = _mm512_mask_blend_ps(use_series, big, series);
+  return _mm512_xor_ps(log_avx512(e), neg);
+}
+
+// (hi, lo) 32-bit halves of a * m for 16 uint32 lanes.
+WK_TARGET_AVX512 static inline void mulhilo_avx512(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+  const __m512i pe = _mm512_mul_epu32(a, m);
+  const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+  lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+}
+
+// picks[0..64) = z[0..64) * it + Gumbel noise of counters ctr0 .. ctr0+15; returns their max, or
+// -inf without writing picks when no entry can beat `best` (zmax_it = max of z * it over the block).
+WK_TARGET_AVX512 static float gumbel_block_avx512(const float* z, float it, float zmax_it, float best_so_far,
+                                                  uint64_t ctr0, uint32_t step, uint32_t key0, uint32_t key1,
+                                                  float* picks) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i base_lo = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(ctr0)));
+  __m512i c0 = _mm512_add_epi32(base_lo, iota);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(ctr0 >> 32)));
+  const __mmask16 carry = _mm512_cmp_epu32_mask(c0, base_lo, _MM_CMPINT_LT);
+  c1 = _mm512_mask_add_epi32(c1, carry, c1, _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_set1_epi32(static_cast<int32_t>(step));
+  __m512i c3 = _mm512_set1_epi32(kStreamGumbel);
+  const __m512i m0 = _mm512_set1_epi64(kPhiloxM0), m1 = _mm512_set1_epi64(kPhiloxM1);
+  uint32_t k0 = key0, k1 = key1;
+  for (int round = 0; round < 10; ++round) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo_avx512(c0, m0, hi0, lo0);
+    mulhilo_avx512(c2, m1, hi1, lo1);
+    c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32(static_cast<int32_t>(k0)), 0x96);
+    c1 = lo1;
+    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int32_t>(k1)), 0x96);
+    c3 = lo0;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  // Prefilter: the Gumbel transform is decreasing in the word, so the smallest word of the block
+  // bounds every noise value in it. Blocks that cannot reach the best pick skip both logs (most
+  // blocks after the first chunk: the best grows like log V, a block's bound like log 64). The
+  // 1e-3 margin dwarfs any non-monotonicity of fast_log at the ulp level.
+  // (Vectorised over the 16 lane minima: a scalar bound would be one long latency chain.)
+  const __m512i wmin = _mm512_min_epu32(_mm512_min_epu32(c0, c1), _mm512_min_epu32(c2, c3));
+  const float g_hi = _mm512_reduce_max_ps(gumbel_avx512(wmin));
+  if (zmax_it + (g_hi + 1e-3f) < best_so_far) return -INFINITY;
+  const __m512 g0 = gumbel_avx512(c0), g1 = gumbel_avx512(c1), g2 = gumbel_avx512(c2), g3 = gumbel_avx512(c3);
+  // Transpose: lane l of word w is vocabulary entry 4l + w.
+  const __m512 t0 = _mm512_unpacklo_ps(g0, g1), t1 = _mm512_unpackhi_ps(g0, g1);
+  const __m512 t2 = _mm512_unpacklo_ps(g2, g3), t3 = _mm512_unpackhi_ps(g2, g3);
+  const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+  const __m512d d2 = _mm512_castps_pd(t2), d3 = _mm512_castps_pd(t3);
+  const __m512 u0 = _mm512_castpd_ps(_mm512_unpacklo_pd(d0, d2)), u1 = _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d2));
+  const __m512 u2 = _mm512_castpd_ps(_mm512_unpacklo_pd(d1, d3)), u3 = _mm512_castpd_ps(_mm512_unpackhi_pd(d1, d3));
+  const __m512 v0 = _mm512_shuffle_f32x4(u0, u1, 0x44), v1 = _mm512_shuffle_f32x4(u0, u1, 0xEE);
+  const __m512 v2 = _mm512_shuffle_f32x4(u2, u3, 0x44), v3 = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+  const __m512 e[4] = {_mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
+                       _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD)};
+  const __m512 itv = _mm512_set1_ps(it);
+  __m512 best = _mm512_set1_ps(-INFINITY);
+  for (int i = 0; i < 4; ++i) {
+    const __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(z + 16 * i), itv), e[i]);
+    _mm512_storeu_ps(picks + 16 * i, p);
+    best = _mm512_max_ps(best, p);
+  }
+  return _mm512_reduce_max_ps(best);
+}
+
+}  // namespace wk
+#endif

@@ -1,0 +1,365 @@
+// The per-position statistics kernel of token_stats: one streaming pass over the vocabulary.
+//
+// The row is processed in L1-sized chunks. Each chunk is loaded once (bf16/fp16/fp32 -> fp32 with
+// CFG, NaN -> -inf and suppression applied on the fly) into a small fp32 buffer, then every
+// accumulator reads that buffer: the chunk maximum, the softmax sum and entropy accumulator
+// (online softmax: rescaled once per chunk, not per element), the argmax (or the Gumbel-max with
+// Philox noise, one Philox call per 4 entries) and the top-2 for the margin score. Only O(chunk)
+// temporary memory per thread; logits are never copied or converted as a whole.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "common.h"
+#include "gumbel_avx2.h"
+#include "gumbel_avx512.h"
+
+namespace wk {
+
+constexpr int kLanes = 16;
+constexpr int64_t kChunk = 1024;  // multiple of kBlock; 4 KiB of fp32 per buffer
+constexpr int64_t kBlock = 64;    // Gumbel block: 16 Philox calls = 64 entries
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kPosInf = std::numeric_limits<float>::infinity();
+
+struct RowCfg {
+  int64_t vocab;
+  int64_t mask_id;
+  float inv_t;      // reference.inverse_temperature: fp32(1/T), 1 at T = 0
+  bool gumbel;      // T > 0: x0 by Gumbel-max
+  bool sampling;    // score_temperature == "sampling": softmax of z * inv_t
+  int score_mode;   // ScoreMode
+  bool cfg;         // uncond row given
+  float cfg_s1;     // fp32(cfg_scale + 1)
+  const int64_t* suppress;
+  int64_t n_suppress;
+  const int64_t* demote;
+  int64_t n_demote;
+  uint32_t key0, key1, step;
+  uint64_t groups;  // ceil(V / 4): Philox counters per row
+  uint64_t seed;
+};
+
+struct RowWork {
+  bool full;      // x0 and score wanted (else p_cur only)
+  int64_t xcur;   // current token at this position
+  uint64_t row;   // b * G + g, the Philox row
+};
+
+struct RowResult {
+  int64_t x0;
+  float score;
+  float p_cur;
+};
+
+WK_INLINE bool in_sorted(const int64_t* ids, int64_t n, int64_t v) { return std::binary_search(ids, ids + n, v); }
+
+// fp32 logit of one entry after CFG, the NaN policy and suppression (the spec's combined_logits).
+template <class T>
+WK_INLINE float z_at(const RowCfg& c, const T* row, const T* urow, int64_t v) {
+  float z = to_f32(row[v]);
+  if (c.cfg) {
+    const float u = to_f32(urow[v]);
+    z = u + c.cfg_s1 * (z - u);
+  }
+  if (z != z || in_sorted(c.suppress, c.n_suppress, v)) z = kNegInf;
+  return z;
+}
+
+WK_INLINE float zt_of(const RowCfg& c, float z) { return c.sampling ? z * c.inv_t : z; }
+
+template <int N>
+WK_INLINE float lane_max(const float* a) {
+  float m = a[0];
+  for (int l = 1; l < N; ++l) m = a[l] > m ? a[l] : m;
+  return m;
+}
+
+template <int ISA>
+WK_INLINE float block_max(const float* z, int64_t n) {  // n multiple of kLanes
+  float acc[kLanes];
+  for (int l = 0; l < kLanes; ++l) acc[l] = kNegInf;
+  for (int64_t i = 0; i < n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] = z[i + l] > acc[l] ? z[i + l] : acc[l];
+  return lane_max<kLanes>(acc);
+}
+
+WK_INLINE int64_t first_equal(const float* z, int64_t n, float v) {
+  for (int64_t i = 0; i < n; ++i)
+    if (z[i] == v) return i;
+  return -1;
+}
+
+// Adds sum(exp(z*sc - Mt)) (and sum(e * (z*sc - Mt)) for entropy) over one chunk to S (H).
+template <int ISA, bool ENTROPY>
+WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, double& S, double& H) {
+  float sacc[kLanes], hacc[kLanes];
+  for (int l = 0; l < kLanes; ++l) sacc[l] = hacc[l] = 0.0f;
+  for (int64_t i = 0; i < npad; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float d = z[i + l] * sc - Mt;  // * 1 is exact: same d as the spec's zt - m
+      const float dc = d < kExpFloor ? kExpFloor : d;
+      const float e = d < kExpFloor ? 0.0f : fast_exp<ISA>(dc);
+      sacc[l] += e;
+      if constexpr (ENTROPY) hacc[l] += e * dc;
+    }
+  }
+  double s_chunk = 0.0, h_chunk = 0.0;
+  for (int l = 0; l < kLanes; ++l) {
+    s_chunk += sacc[l];
+    h_chunk += hacc[l];
+  }
+  S += s_chunk;
+  H += h_chunk;
+}
+
+// Exact, unvectorised replica of the spec for the rare rows whose softmax max is +inf (mask entry
+// +inf with finite allowed logits): the spec then shifts by 0 and yields 0/NaN probabilities.
+template <class T>
+static RowResult exact_nonfinite_row(const RowCfg& c, const T* row, const T* urow, const RowWork& w, int64_t x0) {
+  std::vector<float> zt(c.vocab), p(c.vocab);
+  float s = 0.0f;
+  for (int64_t v = 0; v < c.vocab; ++v) {
+    zt[v] = zt_of(c, z_at(c, row, urow, v));
+    s += std::exp(zt[v]);
+  }
+  for (int64_t v = 0; v < c.vocab; ++v) p[v] = std::exp(zt[v]) / s;
+  RowResult res{x0, 0.0f, 0.0f};
+  if (c.score_mode == 0) {
+    res.score = p[x0];
+  } else if (c.score_mode == 1) {
+    auto bigger = [](float a, float b) { return (a != a && b == b) || a > b; };  // topk: NaN largest
+    float t1 = kNegInf, t2 = kNegInf;
+    for (int64_t v = 0; v < c.vocab; ++v) {
+      const float pv = v == c.mask_id ? kNegInf : p[v];
+      if (bigger(pv, t1)) {
+        t2 = t1;
+        t1 = pv;
+      } else if (bigger(pv, t2)) {
+        t2 = pv;
+      }
+    }
+    res.score = t1 - (t2 < 0.0f ? 0.0f : t2);
+  } else if (c.score_mode == 2) {
+    const float ls = std::log(s);
+    float acc = 0.0f;
+    for (int64_t v = 0; v < c.vocab; ++v)
+      if (std::exp(zt[v]) > 0.0f) acc += p[v] * (zt[v] - ls);
+    res.score = acc;
+  } else {
+    res.score = position_uniform(c.seed, c.step, kStreamRandomScore, w.row);
+  }
+  if (in_sorted(c.demote, c.n_demote, x0)) res.score = kNegInf;
+  if (w.xcur != c.mask_id) res.p_cur = p[w.xcur];
+  return res;
+}
+
+// One position. z and pick are per-thread scratch buffers of kChunk floats.
+template <class T, int ISA>
+WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, const RowWork& w, float* z, float* pick) {
+  const bool need_soft = c.score_mode != 3 || w.xcur != c.mask_id || !w.full;
+  const bool need_entropy = w.full && c.score_mode == 2;
+  const bool need_top2 = w.full && c.score_mode == 1;
+  const bool need_x0 = w.full;
+  const float it = c.inv_t;
+
+  double S = 0.0, H = 0.0;  // sum of exp(zt - Mt) and of exp(zt - Mt) * (zt - Mt)
+  float M = kNegInf, Mt = kNegInf;
+  bool nonfinite = false;
+  float A = kNegInf;  // max allowed z: the dead-row test
+  float best = kNegInf;
+  int64_t arg = -1;
+  float t1[kLanes], t2[kLanes];
+  for (int l = 0; l < kLanes; ++l) t1[l] = t2[l] = kNegInf;
+  int64_t sp = 0;
+
+  for (int64_t c0 = 0; c0 < c.vocab; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, c.vocab - c0);
+    const int64_t npad = (n + kBlock - 1) / kBlock * kBlock;
+    const T* src = row + c0;
+    if (c.cfg) {
+      const T* usrc = urow + c0;
+      const float s1 = c.cfg_s1;
+      for (int64_t i = 0; i < n; ++i) {
+        const float u = to_f32(usrc[i]);
+        const float v = u + s1 * (to_f32(src[i]) - u);
+        z[i] = v != v ? kNegInf : v;
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = to_f32(src[i]);
+        z[i] = v != v ? kNegInf : v;
+      }
+    }
+    for (int64_t i = n; i < npad; ++i) z[i] = kNegInf;
+    while (sp < c.n_suppress && c.suppress[sp] < c0 + n) z[c.suppress[sp++] - c0] = kNegInf;
+
+    const float cm = block_max<ISA>(z, npad);
+    if (need_soft && !nonfinite) {
+      if (cm == kPosInf) {
+        nonfinite = true;
+      } else if (cm > M) {
+        const float new_mt = zt_of(c, cm);
+        if (S > 0.0) {
+          const double d = static_cast<double>(new_mt) - static_cast<double>(Mt);
+          const double r = std::exp(-d);
+          H = r * (H - d * S);
+          S = r * S;
+        }
+        M = cm;
+        Mt = new_mt;
+      }
+      if (!nonfinite && Mt > kNegInf) {
+        const float sc = c.sampling ? it : 1.0f;
+        if (need_entropy) {
+          softmax_chunk<ISA, true>(z, npad, sc, Mt, S, H);
+        } else {
+          softmax_chunk<ISA, false>(z, npad, sc, Mt, S, H);
+        }
+      }
+    }
+
+    const bool has_mask = c.mask_id >= c0 && c.mask_id < c0 + n;
+    if (has_mask) z[c.mask_id - c0] = kNegInf;
+    const float am = has_mask ? block_max<ISA>(z, npad) : cm;
+    A = am > A ? am : A;
+
+    if (need_x0 && !c.gumbel) {
+      if (am > best) {
+        best = am;
+        arg = c0 + first_equal(z, n, am);
+      }
+    } else if (need_x0) {
+      const uint64_t gbase = w.row * c.groups + static_cast<uint64_t>(c0 / 4);
+      for (int64_t ib = 0; ib < npad; ib += kBlock) {
+        // Counter-based noise: blocks that cannot beat the best pick (z/T + max Gumbel < best)
+        // are skipped without drawing; the numbers of the others do not depend on the skip.
+        const float bm = block_max<ISA>(z + ib, kBlock);
+        if (bm * it + kGumbelMax < best) continue;
+        float* pk = pick + ib;
+        const float* zb = z + ib;
+#if WK_X86
+        if constexpr (ISA == kIsaAvx512) {
+          const float pm = gumbel_block_avx512(zb, it, bm * it, best, gbase + static_cast<uint64_t>(ib / 4), c.step,
+                                               c.key0, c.key1, pk);
+          if (pm > best) {
+            best = pm;
+            arg = c0 + ib + first_equal(pk, kBlock, pm);
+          }
+          continue;
+        }
+        if constexpr (ISA == kIsaAvx2) {
+          for (int64_t h = 0; h < kBlock; h += 32) {
+            const float pm = gumbel_block_avx2(zb + h, it, bm * it, best, gbase + static_cast<uint64_t>((ib + h) / 4),
+                                               c.step, c.key0, c.key1, pk + h);
+            if (pm > best) {
+              best = pm;
+              arg = c0 + ib + h + first_equal(pk + h, 32, pm);
+            }
+          }
+          continue;
+        }
+#endif
+        uint32_t a0[kLanes], a1[kLanes], a2[kLanes], a3[kLanes];
+        for (int l = 0; l < kLanes; ++l) {
+          const uint64_t ctr = gbase + static_cast<uint64_t>(ib / 4 + l);
+          a0[l] = static_cast<uint32_t>(ctr);
+          a1[l] = static_cast<uint32_t>(ctr >> 32);
+          a2[l] = c.step;
+          a3[l] = static_cast<uint32_t>(kStreamGumbel);
+        }
+        uint32_t k0 = c.key0, k1 = c.key1;
+        for (int round = 0; round < 10; ++round) {
+          for (int l = 0; l < kLanes; ++l) {
+            const uint64_t p0 = static_cast<uint64_t>(a0[l]) * kPhiloxM0;
+            const uint64_t p1 = static_cast<uint64_t>(a2[l]) * kPhiloxM1;
+            const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ a1[l] ^ k0;
+            const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ a3[l] ^ k1;
+            a1[l] = static_cast<uint32_t>(p1);
+            a3[l] = static_cast<uint32_t>(p0);
+            a0[l] = n0;
+            a2[l] = n2;
+          }
+          k0 += kPhiloxW0;
+          k1 += kPhiloxW1;
+        }
+        uint32_t wmin = 0xFFFFFFFFu;  // same prefilter as gumbel_block_avx512
+        for (int l = 0; l < kLanes; ++l) {
+          const uint32_t m01 = a0[l] < a1[l] ? a0[l] : a1[l];
+          const uint32_t m23 = a2[l] < a3[l] ? a2[l] : a3[l];
+          const uint32_t m = m01 < m23 ? m01 : m23;
+          wmin = m < wmin ? m : wmin;
+        }
+        if (bm * it + (gumbel<ISA>(uniform_from_word(wmin)) + 1e-3f) < best) continue;
+        float g0[kLanes], g1[kLanes], g2[kLanes], g3[kLanes];
+        for (int l = 0; l < kLanes; ++l) {
+          g0[l] = gumbel<ISA>(uniform_from_word(a0[l]));
+          g1[l] = gumbel<ISA>(uniform_from_word(a1[l]));
+          g2[l] = gumbel<ISA>(uniform_from_word(a2[l]));
+          g3[l] = gumbel<ISA>(uniform_from_word(a3[l]));
+        }
+        for (int l = 0; l < kLanes; ++l) {
+          pk[4 * l + 0] = zb[4 * l + 0] * it + g0[l];
+          pk[4 * l + 1] = zb[4 * l + 1] * it + g1[l];
+          pk[4 * l + 2] = zb[4 * l + 2] * it + g2[l];
+          pk[4 * l + 3] = zb[4 * l + 3] * it + g3[l];
+        }
+        const float pm = block_max<ISA>(pk, kBlock);
+        if (pm > best) {
+          best = pm;
+          arg = c0 + ib + first_equal(pk, kBlock, pm);
+        }
+      }
+    }
+
+    if (need_top2) {
+      for (int64_t i = 0; i < npad; i += kLanes) {
+        for (int l = 0; l < kLanes; ++l) {
+          const float v = z[i + l];
+          const float lo = v < t1[l] ? v : t1[l];
+          t2[l] = lo > t2[l] ? lo : t2[l];
+          t1[l] = v > t1[l] ? v : t1[l];
+        }
+      }
+    }
+  }
+
+  RowResult res{c.mask_id, kNegInf, 0.0f};
+  const bool dead = !std::isfinite(A);
+  if (dead) return res;
+  if (nonfinite) return exact_nonfinite_row(c, row, urow, w, arg);
+  const float fs = static_cast<float>(S);
+  auto prob_of_z = [&](float zv) { return std::exp(zt_of(c, zv) - Mt) / fs; };
+  if (w.full) {
+    res.x0 = arg;
+    if (c.score_mode == 0) {
+      res.score = prob_of_z(c.gumbel ? z_at(c, row, urow, arg) : best);
+    } else if (c.score_mode == 1) {
+      float z1 = kNegInf, z2 = kNegInf;
+      for (int l = 0; l < kLanes; ++l) {
+        for (const float v : {t1[l], t2[l]}) {
+          if (v > z1) {
+            z2 = z1;
+            z1 = v;
+          } else if (v > z2) {
+            z2 = v;
+          }
+        }
+      }
+      const float p1 = prob_of_z(z1), p2 = prob_of_z(z2);
+      res.score = p1 - (p2 < 0.0f ? 0.0f : p2);
+    } else if (c.score_mode == 2) {
+      res.score = static_cast<float>(H / S - std::log(S));
+    } else {
+      res.score = position_uniform(c.seed, c.step, kStreamRandomScore, w.row);
+    }
+    if (in_sorted(c.demote, c.n_demote, arg)) res.score = kNegInf;
+  }
+  if (w.xcur != c.mask_id) res.p_cur = prob_of_z(z_at(c, row, urow, w.xcur));
+  return res;
+}
+
+}  // namespace wk
