@@ -115,9 +115,10 @@ def run_method(pair: Pair, m: Method, probs: list[task.Problem], batch: int, dra
 
 
 def evaluate(probs: list[task.Problem], methods: list[Method], batch: int = 64, seed: int = 0,
-             desc: str = "eval") -> list[RowResult]:
+             desc: str = "eval", threads: int | None = None) -> list[RowResult]:
     """Run every method on `probs`; the drafter runs once and its drafts feed every warm row."""
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if threads:
+        torch.set_num_threads(threads)
     pair = Pair()
     n_batches = (len(probs) + batch - 1) // batch
     with tqdm(total=n_batches * (len(methods) + 1), desc=desc, unit="batch", file=sys.stderr) as bar:
@@ -140,6 +141,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--tune", action="store_true", help="grid-search hyper-parameters (validation split only)")
     args = ap.parse_args(rest)
     missing = models.assets_missing()
@@ -152,11 +154,12 @@ def main(argv: list[str]) -> int:
             return 2
         from warmkern.testbed.tune import tune
 
-        tune(task.problems("validation", args.n), batch=args.batch, seed=args.seed, json_path=args.json)
+        tune(task.problems("validation", args.n), batch=args.batch, seed=args.seed, json_path=args.json,
+             threads=args.threads)
         return 0
     hp = load_hparams()
     probs = task.problems(args.split, args.n)
-    rows = evaluate(probs, methods_from_hparams(hp), batch=args.batch, seed=args.seed, desc=cmd)
+    rows = evaluate(probs, methods_from_hparams(hp), batch=args.batch, seed=args.seed, desc=cmd, threads=args.threads)
     header = (f"warmkern {cmd}: {args.n} {args.split} problems, G={models.GEN_LENGTH}, seed {args.seed}, "
               f"hyper-parameters from {'validation tuning' if HPARAMS_PATH.exists() else 'defaults'}")
     print(header)

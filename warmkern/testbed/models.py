@@ -51,11 +51,13 @@ def assets_missing() -> list[str]:
     return [str(p) for p in need if not p.exists()]
 
 
-def load_dllm(path: Path = DLLM_DIR):
+def load_dllm(path: Path | None = None):
+    path = path or DLLM_DIR
     model = AutoModelForMaskedLM.from_pretrained(path).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def load_drafter(path: Path = DRAFTER_DIR):
+def load_drafter(path: Path | None = None):
+    path = path or DRAFTER_DIR
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     return model, AutoTokenizer.from_pretrained(path)

@@ -39,7 +39,9 @@ class RunConfig:
     threads: int = 2
     seed: int = 0
     out: Path | None = None
+    init: Path | None = None  # continue from a saved model (a second phase with a fresh schedule)
     log_every: int = 25
+    t_min: float = 0.05  # lower end of the masking-rate distribution (bounds the 1/t weight)
 
 
 def _lr_scale(frac: float, warmup: float) -> float:
@@ -48,10 +50,12 @@ def _lr_scale(frac: float, warmup: float) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
 
 
-def diffusion_loss(model, prompt, pmask, answer, mask_id: int, gen: torch.Generator) -> torch.Tensor:
-    """Masked-diffusion ELBO: t ~ U(0,1) (stratified over the batch), mask answer tokens w.p. t, CE / t."""
+def diffusion_loss(model, prompt, pmask, answer, mask_id: int, gen: torch.Generator,
+                   t_min: float = 0.05) -> torch.Tensor:
+    """Masked-diffusion loss: t ~ U(t_min,1) (stratified over the batch), mask answer tokens w.p. t, CE / t."""
     b, g = answer.shape
-    t = ((torch.arange(b) + torch.rand(b, generator=gen)) / b).clamp_min(1e-3)
+    # t ~ U(t_min, 1): with batches this small, t near 0 gives 1/t weights that let one token dominate a step
+    t = t_min + (1 - t_min) * (torch.arange(b) + torch.rand(b, generator=gen)) / b
     t = t[torch.randperm(b, generator=gen)]
     masked = torch.rand((b, g), generator=gen) < t[:, None]
     none = ~masked.any(1)  # keep every row informative: mask one random position where t drew none
@@ -89,10 +93,12 @@ def build(cfg: RunConfig):
     torch.manual_seed(cfg.seed)
     if cfg.model == "dllm":
         tok = vocab.build_dllm_tokenizer()
-        model = AutoModelForMaskedLM.from_config(models.dllm_config(tok, cfg.hidden, cfg.layers))
+        model = (AutoModelForMaskedLM.from_pretrained(cfg.init) if cfg.init
+                 else AutoModelForMaskedLM.from_config(models.dllm_config(tok, cfg.hidden, cfg.layers)))
     else:
         tok = vocab.build_drafter_tokenizer()
-        model = AutoModelForCausalLM.from_config(models.drafter_config(tok, cfg.hidden, cfg.layers))
+        model = (AutoModelForCausalLM.from_pretrained(cfg.init) if cfg.init
+                 else AutoModelForCausalLM.from_config(models.drafter_config(tok, cfg.hidden, cfg.layers)))
     return model, tok
 
 
@@ -103,7 +109,7 @@ def train(cfg: RunConfig) -> list[dict]:
     out = cfg.out or (models.DLLM_DIR if cfg.model == "dllm" else models.DRAFTER_DIR)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    log_path = out.parent / f"{cfg.model}_train_log.jsonl"
+    log_path = out.parent / f"{cfg.model}_train_log{'_phase2' if cfg.init else ''}.jsonl"
     log_path.write_text("")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -139,7 +145,7 @@ def train(cfg: RunConfig) -> list[dict]:
         probs = [next(stream) for _ in range(cfg.batch)]
         if cfg.model == "dllm":
             ids, pm, ans = data.dllm_batch(tok, probs, models.GEN_LENGTH)
-            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen)
+            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen, cfg.t_min)
         else:
             loss = drafter_loss(model, *data.drafter_batch(tok, probs))
         opt.zero_grad(set_to_none=True)
@@ -168,9 +174,10 @@ def parse(argv: list[str] | None = None) -> RunConfig:
     ap.add_argument("--model", choices=("dllm", "drafter"), required=True)
     d = RunConfig()
     for f in ("minutes", "max_steps", "batch", "lr", "warmup", "hidden", "layers", "eval_every_min", "val_n",
-              "threads", "seed", "log_every"):
+              "threads", "seed", "log_every", "t_min"):
         ap.add_argument("--" + f.replace("_", "-"), type=type(getattr(d, f)), default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--init", type=Path, default=None)
     ns = ap.parse_args(argv)
     kw = {k: v for k, v in vars(ns).items() if v is not None}
     if ns.model == "drafter":  # smaller and shorter unless told otherwise
