@@ -25,17 +25,18 @@ MAX_ROUNDS = 3 if QUICK else 50
 SLOW_S = 5.0  # a call this slow is timed once, by its profiled call (profiler overhead is then < 0.1%)
 
 _FLUSH_BYTES = 128 << 20  # 4x the 32 MiB L3 lscpu reports (the VM's two vCPUs may sit on two L3 slices)
-_flush_buf: torch.Tensor | None = None
+_flush_bufs: dict[str, torch.Tensor] = {}
 
 
-def flush_caches() -> None:
-    """Write a buffer larger than the last-level cache, so every round reads its inputs from DRAM."""
-    global _flush_buf
+def flush_caches(device: str = "cpu") -> None:
+    """Write a buffer larger than the last-level cache, so every round reads its inputs from DRAM
+    (on CUDA: 256 MiB, several times an H100/H200 L2)."""
     if QUICK:
         return
-    if _flush_buf is None:
-        _flush_buf = torch.empty(_FLUSH_BYTES // 4, dtype=torch.float32)
-    _flush_buf.fill_(1.0)
+    if device not in _flush_bufs:
+        n = (256 << 20 if device == "cuda" else _FLUSH_BYTES) // 4
+        _flush_bufs[device] = torch.empty(n, dtype=torch.float32, device=device)
+    _flush_bufs[device].fill_(1.0)
 
 
 def peak_cpu_bytes(fn: Callable[[], Any]) -> tuple[int, float]:
@@ -94,7 +95,7 @@ def measure(benchmark, case: Case, info: dict[str, Any]) -> None:
 
     def setup() -> None:
         case.reset()
-        flush_caches()
+        flush_caches(case.device)
         _sync(case.device)
 
     enabled = not getattr(benchmark, "disabled", False)

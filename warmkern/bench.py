@@ -170,7 +170,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="warmkern bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny shapes, few rounds: proves the suite runs (CI)")
-    p.add_argument("--out", default="bench-results", help="directory for bench.json and bench.md")
+    p.add_argument("--out", default="bench-out", help="directory for bench.json and bench.md")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice); 1 gives stable timings on a busy machine")
     p.add_argument("-k", dest="select", default=None, help="pytest -k expression to run a subset")
