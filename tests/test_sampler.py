@@ -190,3 +190,51 @@ def test_bad_prompt():
     with pytest.raises(ValueError, match="attention_mask"):
         generate(model, torch.zeros((1, 3), dtype=torch.long), torch.ones((1, 2)), steps=4, gen_length=4,
                  block_length=4, mask_id=tok.mask_token_id)
+
+
+class _Bidirectional(torch.nn.Module):
+    """A pure-torch bidirectional LM: no hidden host syncs of its own (HF mask utilities have some)."""
+
+    def __init__(self, vocab: int = 23, d: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(vocab, d)
+        self.mix = torch.nn.Linear(d, d)
+        self.head = torch.nn.Linear(d, vocab)
+
+    def get_input_embeddings(self):
+        return self.emb
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+        h = self.emb(input_ids) if inputs_embeds is None else inputs_embeds
+        return self.head(torch.tanh(h + self.mix(h.mean(dim=1, keepdim=True))))
+
+
+def _host_syncs(monkeypatch, **kw) -> int:
+    """Calls that read a tensor's value on the host (each one is a device sync on CUDA) during generate."""
+    n = 0
+    for name in ("__bool__", "item", "tolist", "__int__", "__float__", "__index__"):
+        orig = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _orig=orig, **k):
+            nonlocal n
+            n += 1
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    try:
+        generate(_Bidirectional(), torch.tensor([[1, 2, 3], [4, 5, 6]]), gen_length=16, block_length=4, mask_id=22,
+                 backend="reference", **kw)
+    finally:
+        monkeypatch.undo()
+    return n
+
+
+@pytest.mark.parametrize("warm", [None, "token", "embedding"])
+def test_fixed_schedules_do_not_sync_per_step(monkeypatch, warm):
+    draft = torch.arange(32).reshape(2, 16) % 20
+    ws = {"token": WarmStart(draft, rate=0.5, remask_threshold=0.01), "embedding": WarmStart(draft, mode="embedding"),
+          None: None}[warm]
+    few, many = _host_syncs(monkeypatch, steps=8, warm_start=ws), _host_syncs(monkeypatch, steps=16, warm_start=ws)
+    assert few == many  # the count does not grow with the number of steps
+    assert many <= 4 + 24  # one per block (4 blocks) + set-up / first-step validation + final stats read-out
