@@ -117,12 +117,18 @@ class ModelAdapter:
         return logits[:, start : start + length]
 
     # ------------------------------------------------------------------ embeddings
+    def _input_embeddings(self) -> object | None:
+        get = getattr(self.model, "get_input_embeddings", None)
+        try:
+            return get() if callable(get) else None
+        except (NotImplementedError, AttributeError):  # some models do not expose it
+            return None
+
     def embedding(self) -> Embedding:
         """Embedding weight and scale from `get_input_embeddings()`, checked against the module itself."""
         if self._embedding is not None:
             return self._embedding
-        get = getattr(self.model, "get_input_embeddings", None)
-        emb = get() if callable(get) else None
+        emb = self._input_embeddings()
         weight = getattr(emb, "weight", None)
         if not isinstance(weight, Tensor) or weight.dim() != 2:
             raise ValueError(
@@ -146,9 +152,7 @@ class ModelAdapter:
     @property
     def vocab_size(self) -> int | None:
         """Rows of the embedding table (or config.vocab_size); None if the model does not say."""
-        get = getattr(self.model, "get_input_embeddings", None)
-        emb = get() if callable(get) else None
-        weight = getattr(emb, "weight", None)
+        weight = getattr(self._input_embeddings(), "weight", None)
         if isinstance(weight, Tensor) and weight.dim() == 2:
             return int(weight.shape[0])
         v = getattr(getattr(self.model, "config", None), "vocab_size", None)
