@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from wk_cases import CONTENDERS, EMBED_BATCHES, SHAPE, embed_inputs, skip_reason
+from wk_cases import CONTENDERS, EMBED_BATCHES, SHAPE, WINDOW_ONLY, embed_inputs, skip_reason
 from wk_eager import eager_warm_embed
 from wk_harness import Case, measure
 
@@ -16,7 +16,7 @@ from warmkern import ops
 
 ALPHA = 0.5
 _compiled = torch.compile(eager_warm_embed, dynamic=False)
-EMBED_CONTENDERS = tuple(c for c in CONTENDERS if c != "eager-window")  # no window to slice here
+EMBED_CONTENDERS = tuple(c for c in CONTENDERS if c not in WINDOW_ONLY)  # no window to slice here
 
 
 def _case(batch: int, contender: str) -> Case:

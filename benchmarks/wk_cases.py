@@ -15,7 +15,8 @@ from wk_harness import QUICK
 
 from warmkern import backends
 
-CONTENDERS = ("floor", "eager", "eager-window", "reference", "compiled", "cpu", "triton")
+CONTENDERS = ("floor", "eager", "eager-window", "reference", "compiled", "compiled-window", "cpu", "triton")
+WINDOW_ONLY = ("eager-window", "compiled-window")  # denoise_step variants that slice the window first
 SEED, STEP = 1234, 7
 
 

@@ -44,7 +44,7 @@ def quick_run(tmp_path_factory) -> Path:
 def test_quick_bench_reports_every_contender(quick_run: Path) -> None:
     data = json.loads((quick_run / "bench.json").read_text())
     markdown = (quick_run / "bench.md").read_text()
-    contenders = _load_bench_module("wk_cases").CONTENDERS
+    cases = _load_bench_module("wk_cases")
     measured: dict[str, set[str]] = {}
     for b in data["benchmarks"]:
         info = b["extra_info"]
@@ -59,7 +59,9 @@ def test_quick_bench_reports_every_contender(quick_run: Path) -> None:
     assert {"denoise_step", "warm_embed"} <= {g.split()[0] for g in measured}
     for group, ran in measured.items():
         assert set(ALWAYS_RUN) <= ran, (group, ran)
-        expected = set(contenders) - ({"eager-window"} if group.startswith("warm_embed") else set())
+        if group.startswith("denoise_step"):
+            assert set(cases.WINDOW_ONLY) <= ran, (group, ran)
+        expected = set(cases.CONTENDERS) - (set(cases.WINDOW_ONLY) if group.startswith("warm_embed") else set())
         for c in expected - ran:
             assert (group, c) in skipped, f"{c} neither measured nor reported skipped in {group}"
         section = markdown.split(f"## {group}\n", 1)[1].split("\n## ", 1)[0]
