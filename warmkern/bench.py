@@ -53,6 +53,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _git(*args: str) -> str:
+    try:
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, check=False, cwd=BENCH_DIR.parent)
+        return proc.stdout.strip() if proc.returncode == 0 else "?"
+    except OSError:
+        return "?"
+
+
+def _source() -> str:
+    """Which kernels were measured: HEAD, and whether csrc/ or warmkern/ had uncommitted changes."""
+    head = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "csrc", "warmkern")
+    paths = [line[3:] for line in dirty.splitlines()] if dirty != "?" else []
+    return f"git {head}" + (f" + uncommitted changes to {', '.join(paths)}" if paths else "")
+
+
 def _machine() -> dict[str, Any]:
     import torch
 
@@ -60,7 +76,7 @@ def _machine() -> dict[str, Any]:
         "cpu_model": _cpu_model(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "loadavg_1m_start": os.getloadavg()[0],
+        "loadavg_1m_start": os.getloadavg()[0], "source": _source(),
     }
 
 
@@ -147,7 +163,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"# warmkern bench{' --quick' if wk.get('quick') else ''}",
         "",
         f"- command: `{wk.get('command', '?')}`",
-        f"- date: {data.get('datetime', '?')}",
+        f"- date: {data.get('datetime', '?')}, source: {m.get('source', '?')}",
         f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs), torch threads: {m.get('torch_threads')}, "
         f"torch {m.get('torch')}, CUDA: {m.get('cuda') or 'none'}",
         f"- load average (1 min) at start / end: {m.get('loadavg_1m_start', 0):.2f} / {wk.get('loadavg_1m_end', 0):.2f}"
