@@ -56,7 +56,7 @@ def _cpu_model() -> str:
 def _git(*args: str) -> str:
     try:
         proc = subprocess.run(["git", *args], capture_output=True, text=True, check=False, cwd=BENCH_DIR.parent)
-        return proc.stdout.strip() if proc.returncode == 0 else "?"
+        return proc.stdout.rstrip() if proc.returncode == 0 else "?"
     except OSError:
         return "?"
 
