@@ -13,7 +13,7 @@
 // Exact fp32 arithmetic where the spec rounds each operation (CFG, z/T + g, warm_embed mixing):
 // the compiler must not fuse a*b+c into an FMA behind our back. Where an FMA is wanted (the
 // polynomials of fast_exp/fast_log) it is written explicitly with wk::fmadd.
-#pragma GCC optimize("fp-contract=off")
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 
 #define WK_INLINE static inline __attribute__((always_inline))
 
@@ -48,16 +48,9 @@ WK_INLINE float fmadd(float a, float b, float c) {
   }
 }
 
-WK_INLINE uint32_t f2u(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-WK_INLINE float u2f(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+// Bit casts without memcpy temporaries (those can stop GCC's vectoriser once a select is involved).
+WK_INLINE uint32_t f2u(float f) { return __builtin_bit_cast(uint32_t, f); }
+WK_INLINE float u2f(uint32_t u) { return __builtin_bit_cast(float, u); }
 
 // ----------------------------------------------------------------------------- input loads
 // Storage types of bf16/fp16 tensors (raw bits), converted exactly and branch-free so loops vectorise.
@@ -167,7 +160,9 @@ constexpr float kExpFloor = -80.0f;  // exp(-80) = 1.8e-35: terms below this nev
 
 template <int ISA>
 WK_INLINE float fast_exp(float x) {
-  const float n = __builtin_rintf(x * 1.44269504088896341f);
+  // Round to nearest (even) by the 1.5 * 2^23 shifter: same n as rintf for |x| < 2^22, but plain
+  // adds, so baseline SSE2 (no roundps) vectorises it too.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = fmadd<ISA>(n, -0.693359375f, x);
   r = fmadd<ISA>(n, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;

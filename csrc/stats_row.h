@@ -21,7 +21,7 @@ namespace wk {
 
 constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1024;  // multiple of kBlock; 4 KiB of fp32 per buffer
-constexpr int64_t kBlock = 64;    // Gumbel block: 16 Philox calls = 64 entries
+constexpr int64_t kBlock = 128;   // Gumbel skip-test block: 32 Philox calls
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kPosInf = std::numeric_limits<float>::infinity();
 
@@ -71,20 +71,12 @@ WK_INLINE float z_at(const RowCfg& c, const T* row, const T* urow, int64_t v) {
 
 WK_INLINE float zt_of(const RowCfg& c, float z) { return c.sampling ? z * c.inv_t : z; }
 
-template <int N>
-WK_INLINE float lane_max(const float* a) {
-  float m = a[0];
-  for (int l = 1; l < N; ++l) m = a[l] > m ? a[l] : m;
-  return m;
-}
-
 template <int ISA>
-WK_INLINE float block_max(const float* z, int64_t n) {  // n multiple of kLanes
-  float acc[kLanes];
-  for (int l = 0; l < kLanes; ++l) acc[l] = kNegInf;
-  for (int64_t i = 0; i < n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = z[i + l] > acc[l] ? z[i + l] : acc[l];
-  return lane_max<kLanes>(acc);
+WK_INLINE float block_max(const float* z, int64_t n) {
+  float m = kNegInf;
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
+  return m;
 }
 
 WK_INLINE int64_t first_equal(const float* z, int64_t n, float v) {
@@ -96,24 +88,19 @@ WK_INLINE int64_t first_equal(const float* z, int64_t n, float v) {
 // Adds sum(exp(z*sc - Mt)) (and sum(e * (z*sc - Mt)) for entropy) over one chunk to S (H).
 template <int ISA, bool ENTROPY>
 WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, double& S, double& H) {
-  float sacc[kLanes], hacc[kLanes];
-  for (int l = 0; l < kLanes; ++l) sacc[l] = hacc[l] = 0.0f;
-  for (int64_t i = 0; i < npad; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float d = z[i + l] * sc - Mt;  // * 1 is exact: same d as the spec's zt - m
-      const float dc = d < kExpFloor ? kExpFloor : d;
-      const float e = d < kExpFloor ? 0.0f : fast_exp<ISA>(dc);
-      sacc[l] += e;
-      if constexpr (ENTROPY) hacc[l] += e * dc;
-    }
+  float s = 0.0f, h = 0.0f;
+  // omp simd: lets GCC reassociate the fp32 sums into vector lanes (it will not on its own).
+#pragma omp simd reduction(+ : s, h)
+  for (int64_t i = 0; i < npad; ++i) {
+    const float d = z[i] * sc - Mt;  // * 1 is exact: same d as the spec's zt - m
+    const float dc = d < kExpFloor ? kExpFloor : d;
+    const float ex = fast_exp<ISA>(dc);  // unconditional: a select, not a branch, so it vectorises
+    const float e = d < kExpFloor ? 0.0f : ex;
+    s += e;
+    if constexpr (ENTROPY) h += e * dc;
   }
-  double s_chunk = 0.0, h_chunk = 0.0;
-  for (int l = 0; l < kLanes; ++l) {
-    s_chunk += sacc[l];
-    h_chunk += hacc[l];
-  }
-  S += s_chunk;
-  H += h_chunk;
+  S += s;
+  H += h;
 }
 
 // Exact, unvectorised replica of the spec for the rare rows whose softmax max is +inf (mask entry
@@ -128,7 +115,8 @@ static RowResult exact_nonfinite_row(const RowCfg& c, const T* row, const T* uro
   }
   for (int64_t v = 0; v < c.vocab; ++v) p[v] = std::exp(zt[v]) / s;
   RowResult res{x0, 0.0f, 0.0f};
-  if (c.score_mode == 0) {
+  if (!w.full) {  // p_cur only (x0 was not computed)
+  } else if (c.score_mode == 0) {
     res.score = p[x0];
   } else if (c.score_mode == 1) {
     auto bigger = [](float a, float b) { return (a != a && b == b) || a > b; };  // topk: NaN largest
@@ -152,9 +140,78 @@ static RowResult exact_nonfinite_row(const RowCfg& c, const T* row, const T* uro
   } else {
     res.score = position_uniform(c.seed, c.step, kStreamRandomScore, w.row);
   }
-  if (in_sorted(c.demote, c.n_demote, x0)) res.score = kNegInf;
+  if (w.full && in_sorted(c.demote, c.n_demote, x0)) res.score = kNegInf;
   if (w.xcur != c.mask_id) res.p_cur = p[w.xcur];
   return res;
+}
+
+// Portable Gumbel block (64 entries, 16 Philox calls) with the prefilter of gumbel_block_avx512;
+// GCC cannot vectorise the Philox products, so the x86 variants use the intrinsic blocks instead.
+template <int ISA>
+WK_INLINE float gumbel_block_generic(const float* z, float it, float zmax_it, float best_so_far, uint64_t ctr0,
+                                     uint32_t step, uint32_t key0, uint32_t key1, float* picks) {
+  uint32_t a0[kLanes], a1[kLanes], a2[kLanes], a3[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    const uint64_t ctr = ctr0 + static_cast<uint64_t>(l);
+    a0[l] = static_cast<uint32_t>(ctr);
+    a1[l] = static_cast<uint32_t>(ctr >> 32);
+    a2[l] = step;
+    a3[l] = static_cast<uint32_t>(kStreamGumbel);
+  }
+  uint32_t k0 = key0, k1 = key1;
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < kLanes; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(a0[l]) * kPhiloxM0;
+      const uint64_t p1 = static_cast<uint64_t>(a2[l]) * kPhiloxM1;
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ a1[l] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ a3[l] ^ k1;
+      a1[l] = static_cast<uint32_t>(p1);
+      a3[l] = static_cast<uint32_t>(p0);
+      a0[l] = n0;
+      a2[l] = n2;
+    }
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+  uint32_t wmin = 0xFFFFFFFFu;  // same prefilter as gumbel_block_avx512
+  for (int l = 0; l < kLanes; ++l) {
+    const uint32_t m01 = a0[l] < a1[l] ? a0[l] : a1[l];
+    const uint32_t m23 = a2[l] < a3[l] ? a2[l] : a3[l];
+    const uint32_t m = m01 < m23 ? m01 : m23;
+    wmin = m < wmin ? m : wmin;
+  }
+  if (zmax_it + (gumbel<ISA>(uniform_from_word(wmin)) + 1e-3f) < best_so_far) return kNegInf;
+  float g0[kLanes], g1[kLanes], g2[kLanes], g3[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    g0[l] = gumbel<ISA>(uniform_from_word(a0[l]));
+    g1[l] = gumbel<ISA>(uniform_from_word(a1[l]));
+    g2[l] = gumbel<ISA>(uniform_from_word(a2[l]));
+    g3[l] = gumbel<ISA>(uniform_from_word(a3[l]));
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    picks[4 * l + 0] = z[4 * l + 0] * it + g0[l];
+    picks[4 * l + 1] = z[4 * l + 1] * it + g1[l];
+    picks[4 * l + 2] = z[4 * l + 2] * it + g2[l];
+    picks[4 * l + 3] = z[4 * l + 3] * it + g3[l];
+  }
+  return block_max<ISA>(picks, 64);
+}
+
+// Entries per Gumbel call of each variant: AVX-512 runs two independent Philox chains (128
+// entries) so the 10 dependent rounds overlap; AVX2 one chain of 8 calls; generic 16 calls.
+template <int ISA>
+constexpr int64_t gumbel_sub_size() {
+  return ISA == kIsaAvx512 ? 128 : ISA == kIsaAvx2 ? 32 : 64;
+}
+
+template <int ISA>
+WK_INLINE float gumbel_sub(const float* z, float it, float zmax_it, float best, uint64_t ctr0, uint32_t step,
+                           uint32_t key0, uint32_t key1, float* picks) {
+#if WK_X86
+  if constexpr (ISA == kIsaAvx512) return gumbel_block_avx512(z, it, zmax_it, best, ctr0, step, key0, key1, picks);
+  if constexpr (ISA == kIsaAvx2) return gumbel_block_avx2(z, it, zmax_it, best, ctr0, step, key0, key1, picks);
+#endif
+  return gumbel_block_generic<ISA>(z, it, zmax_it, best, ctr0, step, key0, key1, picks);
 }
 
 // One position. z and pick are per-thread scratch buffers of kChunk floats.
@@ -237,80 +294,16 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
       for (int64_t ib = 0; ib < npad; ib += kBlock) {
         // Counter-based noise: blocks that cannot beat the best pick (z/T + max Gumbel < best)
         // are skipped without drawing; the numbers of the others do not depend on the skip.
-        const float bm = block_max<ISA>(z + ib, kBlock);
-        if (bm * it + kGumbelMax < best) continue;
-        float* pk = pick + ib;
-        const float* zb = z + ib;
-#if WK_X86
-        if constexpr (ISA == kIsaAvx512) {
-          const float pm = gumbel_block_avx512(zb, it, bm * it, best, gbase + static_cast<uint64_t>(ib / 4), c.step,
-                                               c.key0, c.key1, pk);
+        const float bm_it = block_max<ISA>(z + ib, kBlock) * it;
+        if (bm_it + kGumbelMax < best) continue;
+        constexpr int64_t sub = gumbel_sub_size<ISA>();
+        for (int64_t h = 0; h < kBlock; h += sub) {
+          const float pm = gumbel_sub<ISA>(z + ib + h, it, bm_it, best, gbase + static_cast<uint64_t>((ib + h) / 4),
+                                           c.step, c.key0, c.key1, pick + ib + h);
           if (pm > best) {
             best = pm;
-            arg = c0 + ib + first_equal(pk, kBlock, pm);
+            arg = c0 + ib + h + first_equal(pick + ib + h, sub, pm);
           }
-          continue;
-        }
-        if constexpr (ISA == kIsaAvx2) {
-          for (int64_t h = 0; h < kBlock; h += 32) {
-            const float pm = gumbel_block_avx2(zb + h, it, bm * it, best, gbase + static_cast<uint64_t>((ib + h) / 4),
-                                               c.step, c.key0, c.key1, pk + h);
-            if (pm > best) {
-              best = pm;
-              arg = c0 + ib + h + first_equal(pk + h, 32, pm);
-            }
-          }
-          continue;
-        }
-#endif
-        uint32_t a0[kLanes], a1[kLanes], a2[kLanes], a3[kLanes];
-        for (int l = 0; l < kLanes; ++l) {
-          const uint64_t ctr = gbase + static_cast<uint64_t>(ib / 4 + l);
-          a0[l] = static_cast<uint32_t>(ctr);
-          a1[l] = static_cast<uint32_t>(ctr >> 32);
-          a2[l] = c.step;
-          a3[l] = static_cast<uint32_t>(kStreamGumbel);
-        }
-        uint32_t k0 = c.key0, k1 = c.key1;
-        for (int round = 0; round < 10; ++round) {
-          for (int l = 0; l < kLanes; ++l) {
-            const uint64_t p0 = static_cast<uint64_t>(a0[l]) * kPhiloxM0;
-            const uint64_t p1 = static_cast<uint64_t>(a2[l]) * kPhiloxM1;
-            const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ a1[l] ^ k0;
-            const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ a3[l] ^ k1;
-            a1[l] = static_cast<uint32_t>(p1);
-            a3[l] = static_cast<uint32_t>(p0);
-            a0[l] = n0;
-            a2[l] = n2;
-          }
-          k0 += kPhiloxW0;
-          k1 += kPhiloxW1;
-        }
-        uint32_t wmin = 0xFFFFFFFFu;  // same prefilter as gumbel_block_avx512
-        for (int l = 0; l < kLanes; ++l) {
-          const uint32_t m01 = a0[l] < a1[l] ? a0[l] : a1[l];
-          const uint32_t m23 = a2[l] < a3[l] ? a2[l] : a3[l];
-          const uint32_t m = m01 < m23 ? m01 : m23;
-          wmin = m < wmin ? m : wmin;
-        }
-        if (bm * it + (gumbel<ISA>(uniform_from_word(wmin)) + 1e-3f) < best) continue;
-        float g0[kLanes], g1[kLanes], g2[kLanes], g3[kLanes];
-        for (int l = 0; l < kLanes; ++l) {
-          g0[l] = gumbel<ISA>(uniform_from_word(a0[l]));
-          g1[l] = gumbel<ISA>(uniform_from_word(a1[l]));
-          g2[l] = gumbel<ISA>(uniform_from_word(a2[l]));
-          g3[l] = gumbel<ISA>(uniform_from_word(a3[l]));
-        }
-        for (int l = 0; l < kLanes; ++l) {
-          pk[4 * l + 0] = zb[4 * l + 0] * it + g0[l];
-          pk[4 * l + 1] = zb[4 * l + 1] * it + g1[l];
-          pk[4 * l + 2] = zb[4 * l + 2] * it + g2[l];
-          pk[4 * l + 3] = zb[4 * l + 3] * it + g3[l];
-        }
-        const float pm = block_max<ISA>(pk, kBlock);
-        if (pm > best) {
-          best = pm;
-          arg = c0 + ib + first_equal(pk, kBlock, pm);
         }
       }
     }

@@ -178,3 +178,20 @@ def test_multi_step_trajectory():
         got = cpu.denoise_step(logits, xc, pc, **kw)
         assert torch.equal(xc, xr) and torch.equal(pc, pr)
         assert all(torch.equal(a, b_) for a, b_ in zip(got, want))
+
+
+@pytest.mark.parametrize("score", ["prob", "margin", "random"])
+def test_denoise_step_nonfinite_rows(score):
+    """+inf mask logits (the spec's m = 0 branch) and dead rows, on masked and provisional positions."""
+    gen = torch.Generator().manual_seed(2)
+    b, g, v, mask = 1, 8, 120, 119
+    logits = torch.randn(b, g, v, generator=gen)
+    logits[0, :, mask] = float("inf")  # every row: m = +inf -> finite p are 0
+    logits[0, 3] = float("nan")  # dead row
+    x = torch.full((b, g), mask)
+    x[0, 1::2] = torch.tensor([4, 5, 6, 7])
+    prov = x != mask
+    kw = dict(mask_id=mask, lo=torch.tensor([0]), hi=torch.tensor([8]), k=torch.tensor([2]), remask_threshold=0.5,
+              score=score, temperature=1.0, seed=3)
+    for strided in (False, True):
+        run_both(partial(step_call, logits), x, prov, strided, **kw)
