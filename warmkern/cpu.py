@@ -3,6 +3,10 @@
 ops.py calls these with normalised, validated arguments (alpha/k/lo/hi as [B] tensors, id lists as
 tuples, `out` given). The fake impls registered here let torch.compile and opcheck trace the
 warmkern_cpu ops without running them.
+
+The kernels pick AVX-512, AVX2 or baseline code at run time from the CPU (the wheel is built for
+generic x86-64/aarch64); WARMKERN_CPU_ISA=base|avx2|avx512 caps the choice (read on every call),
+which the tests use to check every variant against the reference.
 """
 
 from __future__ import annotations
