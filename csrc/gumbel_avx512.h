@@ -53,64 +53,80 @@ WK_TARGET_AVX512 static inline __m512 gumbel_avx512(__m512i word) {  // gumbel(u
   return _mm512_xor_ps(log_avx512(e), neg);
 }
 
-// (hi, lo) 32-bit halves of a * m for 16 uint32 lanes.
-WK_TARGET_AVX512 static inline void mulhilo_avx512(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
-  const __m512i pe = _mm512_mul_epu32(a, m);
-  const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
-  lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+// Low 32 bits of two registers of 8 x 64-bit lanes, as one register of 16 x 32-bit lanes.
+WK_TARGET_AVX512 static inline __m512i pack_lo32(__m512i lo8, __m512i hi8) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo8)), _mm512_cvtepi64_epi32(hi8), 1);
 }
 
-// picks[0..128) = z[0..128) * it + Gumbel noise of counters ctr0 .. ctr0+31; returns their max, or
-// -inf without writing picks when no entry can beat `best_so_far` (zmax_it = max of z * it over
-// the block). Two independent chains of 16 counters: each Philox round is a serial dependency
-// (multiply -> shift -> blend -> xor), so two chains in flight roughly double the throughput.
+// picks[0..128) = z[0..128) * it + Gumbel noise of counters ctr0 .. ctr0+31; returns their max.
+// A 64-entry half whose entries cannot beat `best_so_far` gets -inf picks instead (see the
+// prefilter); the result is then -inf or a value the caller's strict `>` treats the same way.
 WK_TARGET_AVX512 static float gumbel_block_avx512(const float* z, float it, float zmax_it, float best_so_far,
                                                   uint64_t ctr0, uint32_t step, uint32_t key0, uint32_t key1,
                                                   float* picks) {
-  constexpr int kChains = 2;
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  __m512i c0[kChains], c1[kChains], c2[kChains], c3[kChains];
-  for (int ch = 0; ch < kChains; ++ch) {
-    const uint64_t base = ctr0 + 16u * static_cast<uint64_t>(ch);
-    const __m512i base_lo = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(base)));
-    c0[ch] = _mm512_add_epi32(base_lo, iota);
-    const __m512i hi = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(base >> 32)));
-    const __mmask16 carry = _mm512_cmp_epu32_mask(c0[ch], base_lo, _MM_CMPINT_LT);
-    c1[ch] = _mm512_mask_add_epi32(hi, carry, hi, _mm512_set1_epi32(1));
-    c2[ch] = _mm512_set1_epi32(static_cast<int32_t>(step));
-    c3[ch] = _mm512_set1_epi32(kStreamGumbel);
+  // Philox state in 64-bit lanes, 8 counters per register: vpmuludq reads only the low 32 bits
+  // of each lane and XOR is lane-local, so the high halves may hold garbage. A round is then
+  // 2 multiplies + 2 shifts + 2 three-way XORs per 8 counters, with no blends. Four independent
+  // groups (32 counters) keep the 10 dependent rounds overlapped.
+  constexpr int kChains = 2;   // 16-lane outputs, 64 entries each
+  constexpr int kGroups = 4;   // 8 counters each
+  const __m512i iota = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  __m512i q0[kGroups], q1[kGroups], q2[kGroups], q3[kGroups];
+  for (int gi = 0; gi < kGroups; ++gi) {
+    const __m512i ctr = _mm512_add_epi64(_mm512_set1_epi64(static_cast<long long>(ctr0 + 8u * gi)), iota);
+    q0[gi] = ctr;                          // low 32 bits: counter word 0
+    q1[gi] = _mm512_srli_epi64(ctr, 32);   // counter word 1
+    q2[gi] = _mm512_set1_epi64(step);
+    q3[gi] = _mm512_set1_epi64(kStreamGumbel);
   }
   const __m512i m0 = _mm512_set1_epi64(kPhiloxM0), m1 = _mm512_set1_epi64(kPhiloxM1);
   uint32_t k0 = key0, k1 = key1;
   for (int round = 0; round < 10; ++round) {
-    const __m512i kv0 = _mm512_set1_epi32(static_cast<int32_t>(k0)), kv1 = _mm512_set1_epi32(static_cast<int32_t>(k1));
-    for (int ch = 0; ch < kChains; ++ch) {
-      __m512i hi0, lo0, hi1, lo1;
-      mulhilo_avx512(c0[ch], m0, hi0, lo0);
-      mulhilo_avx512(c2[ch], m1, hi1, lo1);
-      c0[ch] = _mm512_ternarylogic_epi32(hi1, c1[ch], kv0, 0x96);
-      c1[ch] = lo1;
-      c2[ch] = _mm512_ternarylogic_epi32(hi0, c3[ch], kv1, 0x96);
-      c3[ch] = lo0;
+    const __m512i kv0 = _mm512_set1_epi64(k0), kv1 = _mm512_set1_epi64(k1);
+    for (int gi = 0; gi < kGroups; ++gi) {
+      const __m512i p0 = _mm512_mul_epu32(q0[gi], m0);
+      const __m512i p1 = _mm512_mul_epu32(q2[gi], m1);
+      q0[gi] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), q1[gi], kv0, 0x96);
+      q1[gi] = p1;  // low half = lo1
+      q2[gi] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), q3[gi], kv1, 0x96);
+      q3[gi] = p0;  // low half = lo0
     }
     k0 += kPhiloxW0;
     k1 += kPhiloxW1;
   }
-  // Prefilter: the Gumbel transform is decreasing in the word, so the smallest word bounds every
-  // noise value of the block. Blocks that cannot reach the best pick skip both logs (most blocks
-  // after the first chunk: the best grows like log V, a block's bound like log 128). Computed on
-  // the 16 lane minima at once (a scalar bound would be one long latency chain); the 1e-3 margin
-  // dwarfs any non-monotonicity of fast_log at the ulp level.
-  __m512i wmin = _mm512_min_epu32(_mm512_min_epu32(c0[0], c1[0]), _mm512_min_epu32(c2[0], c3[0]));
-  for (int ch = 1; ch < kChains; ++ch)
-    wmin = _mm512_min_epu32(wmin, _mm512_min_epu32(_mm512_min_epu32(c0[ch], c1[ch]), _mm512_min_epu32(c2[ch], c3[ch])));
-  const float g_hi = _mm512_reduce_max_ps(gumbel_avx512(wmin));
-  if (zmax_it + (g_hi + 1e-3f) < best_so_far) return -INFINITY;
+  // Pack to 16 x 32-bit lanes: chain ch = groups 2ch (counters 0-7) and 2ch+1 (8-15).
+  __m512i c0[kChains], c1[kChains], c2[kChains], c3[kChains];
+  for (int ch = 0; ch < kChains; ++ch) {
+    c0[ch] = pack_lo32(q0[2 * ch], q0[2 * ch + 1]);
+    c1[ch] = pack_lo32(q1[2 * ch], q1[2 * ch + 1]);
+    c2[ch] = pack_lo32(q2[2 * ch], q2[2 * ch + 1]);
+    c3[ch] = pack_lo32(q3[2 * ch], q3[2 * ch + 1]);
+  }
+  // Prefilter, per chain of 64 entries: the Gumbel transform is decreasing in the word, so the
+  // smallest word of a chain bounds every noise value in it; a chain whose bound cannot reach the
+  // best pick skips both logs of its 64 entries (most chains once the best has grown: it grows
+  // like log V, a chain's bound like log 64). Both chains' bounds come from one vector Gumbel of
+  // their 8+8 lane minima. The 1e-3 margin dwarfs any non-monotonicity of fast_log (ulp level).
+  __m256i m8[kChains];
+  for (int ch = 0; ch < kChains; ++ch) {
+    const __m512i w = _mm512_min_epu32(_mm512_min_epu32(c0[ch], c1[ch]), _mm512_min_epu32(c2[ch], c3[ch]));
+    m8[ch] = _mm256_min_epu32(_mm512_castsi512_si256(w), _mm512_extracti64x4_epi64(w, 1));
+  }
+  const __m512 gb = gumbel_avx512(_mm512_inserti64x4(_mm512_castsi256_si512(m8[0]), m8[1], 1));
+  const float g_hi[kChains] = {_mm512_mask_reduce_max_ps(0x00FF, gb), _mm512_mask_reduce_max_ps(0xFF00, gb)};
+  (void)zmax_it;  // the per-chain maxima below are tighter than the caller's block bound
 
   const __m512 itv = _mm512_set1_ps(it);
-  __m512 best = _mm512_set1_ps(-INFINITY);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 best = ninf;
   for (int ch = 0; ch < kChains; ++ch) {
+    const float* zc = z + 64 * ch;
+    const __m512 zm = _mm512_max_ps(_mm512_max_ps(_mm512_loadu_ps(zc), _mm512_loadu_ps(zc + 16)),
+                                    _mm512_max_ps(_mm512_loadu_ps(zc + 32), _mm512_loadu_ps(zc + 48)));
+    if (_mm512_reduce_max_ps(zm) * it + (g_hi[ch] + 1e-3f) < best_so_far) {
+      for (int i = 0; i < 4; ++i) _mm512_storeu_ps(picks + 64 * ch + 16 * i, ninf);  // the caller scans all picks
+      continue;
+    }
     const __m512 g0 = gumbel_avx512(c0[ch]), g1 = gumbel_avx512(c1[ch]);
     const __m512 g2 = gumbel_avx512(c2[ch]), g3 = gumbel_avx512(c3[ch]);
     // Transpose: lane l of word w is vocabulary entry 4l + w of this chain's 64 entries.
