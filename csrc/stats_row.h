@@ -237,24 +237,34 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
     const int64_t n = std::min(kChunk, c.vocab - c0);
     const int64_t npad = (n + kBlock - 1) / kBlock * kBlock;
     const T* src = row + c0;
+    float cm = kNegInf;  // chunk max, fused into the load pass
     if (c.cfg) {
       const T* usrc = urow + c0;
       const float s1 = c.cfg_s1;
+#pragma omp simd reduction(max : cm)
       for (int64_t i = 0; i < n; ++i) {
         const float u = to_f32(usrc[i]);
         const float v = u + s1 * (to_f32(src[i]) - u);
-        z[i] = v != v ? kNegInf : v;
+        const float zv = v != v ? kNegInf : v;
+        z[i] = zv;
+        cm = zv > cm ? zv : cm;
       }
     } else {
+#pragma omp simd reduction(max : cm)
       for (int64_t i = 0; i < n; ++i) {
         const float v = to_f32(src[i]);
-        z[i] = v != v ? kNegInf : v;
+        const float zv = v != v ? kNegInf : v;
+        z[i] = zv;
+        cm = zv > cm ? zv : cm;
       }
     }
     for (int64_t i = n; i < npad; ++i) z[i] = kNegInf;
-    while (sp < c.n_suppress && c.suppress[sp] < c0 + n) z[c.suppress[sp++] - c0] = kNegInf;
-
-    const float cm = block_max<ISA>(z, npad);
+    bool suppressed_here = false;
+    while (sp < c.n_suppress && c.suppress[sp] < c0 + n) {
+      z[c.suppress[sp++] - c0] = kNegInf;
+      suppressed_here = true;
+    }
+    if (suppressed_here) cm = block_max<ISA>(z, npad);  // the fused max may have seen a suppressed entry
     if (need_soft && !nonfinite) {
       if (cm == kPosInf) {
         nonfinite = true;
