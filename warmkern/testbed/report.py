@@ -49,7 +49,7 @@ def format_table(rows: list[RowResult]) -> str:
         nfe = "—" if s["mean_nfe"] is None else f"{s['mean_nfe']:.1f}"
         chg = "—" if s["nfe_change"] is None else f"{100 * s['nfe_change']:+.0f}%"
         share = ("—" if s["sampler_share"] is None
-                 else f"{100 * s['sampler_share']:.0f}% / {100 * s['model_share']:.0f}%")
+                 else f"{100 * s['sampler_share']:.1f}% / {100 * s['model_share']:.1f}%")
         acc = f"{100 * s['accuracy']:.1f}% ({100 * s['ci95'][0]:.1f}–{100 * s['ci95'][1]:.1f})"
         rm = f"{s['remasks_per_sample']:.2f}" if s["method"] not in ("drafter alone",) else "—"
         lines.append(f"| {s['method']} | {s['params']} | {acc} | {nfe} | {chg} | {s['wall_s']:.1f} | {share} | {rm} |")
