@@ -83,6 +83,11 @@ def test_x0_never_mask_or_suppressed_and_values_in_range(case, temperature, supp
     logits, x, _, _, _, seed = case
     suppress = tuple(s for s in suppress if s != MASK)
     x0, sc, pc = ref.token_stats(logits, x, mask_id=MASK, temperature=temperature, suppress_ids=suppress, seed=seed)
+    # A row whose every non-mask id is suppressed has no candidate: the spec makes it a dead row.
+    candidates = set(range(logits.shape[-1])) - {MASK} - set(suppress)
+    if not candidates:
+        assert (x0 == MASK).all() and (sc == float("-inf")).all()
+        return
     assert not (x0 == MASK).any()
     assert not torch.isin(x0, torch.tensor(list(suppress), dtype=torch.long)).any()
     assert (torch.isfinite(sc) | (sc == float("-inf"))).all()
