@@ -162,6 +162,11 @@ def test_nan_logits_raise_clearly():
         generate(broken, prompt, steps=8, gen_length=8, block_length=4, **special_ids(tok))
     with pytest.raises(RuntimeError, match="no finite logit"):
         generate(broken, prompt, steps=8, gen_length=8, block_length=4, threshold=0.5, **special_ids(tok))
+    # remasked tokens growing the plan (remask_budget='extend') must not hide stuck positions
+    ws = WarmStart(torch.full((1, 8), 7), rate=0.5, remask_threshold=1.0)
+    for kw in ({}, {"threshold": 0.5}):
+        with pytest.raises(RuntimeError, match="no finite logit"):
+            generate(broken, prompt, steps=8, gen_length=8, block_length=4, warm_start=ws, **kw, **special_ids(tok))
 
 
 @pytest.mark.parametrize(("kw", "name"), [

@@ -27,3 +27,7 @@ def test_generate_cli_cold_and_warm(tmp_path, capsys):
     warm = json.loads(captured.out.strip().splitlines()[-1])
     assert warm["injected"] > 0 and warm["injected"] == warm["survived"] + warm["remasked"]
     assert captured.err.count("[draft]") == 2
+    assert cli.main([*base, "--draft-model", str(tmp_path / "draft"), "--remask-threshold", "1.0",
+                     "--remask-budget", "fixed"]) == 0
+    fixed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fixed["steps_per_block"] == [2, 2] and fixed["remasked"] == fixed["injected"] > 0

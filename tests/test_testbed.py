@@ -91,3 +91,16 @@ def test_demo_runs_on_a_few_problems(capsys):
     for row in ("drafter alone", "cold top-k", "cold threshold", "token injection + remasking",
                 "embedding interp. top-k"):
         assert row in out
+
+
+def test_remask_budget_in_grid_and_table_rows():
+    from warmkern.testbed import methods, tune
+
+    tr = [m for k, m in tune._grid() if k == "token_remask"]
+    assert {m.remask_budget for m in tr} == {"extend", "fixed"}
+    hp = dict(methods.DEFAULT_HPARAMS)
+    hp["token_remask_fixed"] = {**hp["token_remask"], "remask_budget": "fixed"}
+    rows = {m.name: m for m in methods.methods_from_hparams(hp)}
+    assert rows["token injection + remasking"].remask_budget == "extend"
+    assert rows["token injection + remasking, fixed budget"].remask_budget == "fixed"
+    assert "fixed" in rows["token injection + remasking, fixed budget"].describe()

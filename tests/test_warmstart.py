@@ -263,3 +263,53 @@ def test_rows_decode_as_if_alone(rule):
                               return_stats=True, **kw)
         assert torch.equal(alone, x[r : r + 1]), r
         assert st.nfe_per_row[r] == st1.nfe == st1.nfe_per_row[0]
+
+
+# ----------------------------------------------------------------------------- remask budget
+def _wrong_draft(tok) -> torch.Tensor:
+    return torch.randint(5, len(tok), (3, G), generator=_gen())
+
+
+def test_remask_budget_extend_decodes_remasked_tokens_at_the_cold_pace():
+    """ρ = 1 wrong draft: every block starts with 0 masks and plans one verifying step; the tokens it
+    remasks get ceil(nr * steps / G) more steps instead of being decoded in one forward."""
+    model, tok, prompt, am, args, _, _ = _cold()
+    pace = -(-BLK * STEPS // G)  # cold tokens per step
+    ws = WarmStart(_wrong_draft(tok), remask_threshold=1.0)  # remasks every injected token at the first look
+    x, st = generate(model, prompt, am, warm_start=ws, return_stats=True, **args)
+    assert st.remasked == 3 * G and (x[:, prompt.shape[1]:] != tok.mask_token_id).all()
+    assert st.planned_steps_per_block == [1] * (G // BLK)
+    assert st.steps_per_block == [1 + -(-BLK * STEPS // G)] * (G // BLK)  # 1 verify + the cold budget of 4 tokens
+    assert all(t <= pace for step in st.transfers_per_step for t in step)
+    assert st.nfe_per_row == [st.nfe] * 3
+    # "fixed": the old behaviour, everything remasked decoded in one extra step
+    ws = WarmStart(_wrong_draft(tok), remask_threshold=1.0, remask_budget="fixed")
+    _, st2 = generate(model, prompt, am, warm_start=ws, return_stats=True, **args)
+    assert st2.steps_per_block == [2] * (G // BLK)
+    assert [max(s) for s in st2.transfers_per_step] == [0, BLK] * (G // BLK)
+
+
+@pytest.mark.parametrize("kw", [{}, {"threshold": 0.3}, {"schedule": "dream"}], ids=["topk", "threshold", "dream"])
+@pytest.mark.parametrize("budget", ["extend", "fixed"])
+def test_remask_budget_rows_decode_as_a_batch_of_one(kw, budget):
+    model, tok, prompt, am, args, _, _ = _cold()
+    draft = _wrong_draft(tok)
+    draft[1, 9:] = -1  # rows with different remask counts and plans
+    ws = dict(rate=0.8, remask_threshold=0.05, remask_budget=budget)
+    x, st = generate(model, prompt, am, warm_start=WarmStart(draft, **ws), return_stats=True, **args, **kw)
+    assert st.remasked > 0 and (x[:, prompt.shape[1]:] != tok.mask_token_id).all()
+    for r in range(3):
+        # keep masks are drawn per (row, position); give each lone row the batch's keep decisions
+        keep = rng.keep_mask(args.get("seed", 0), 0.8, (3, G))[r : r + 1]
+        alone = WarmStart(torch.where(keep, draft[r : r + 1], -1), rate=1.0, remask_threshold=0.05,
+                          remask_budget=budget)
+        xr, sr = generate(model, prompt[r : r + 1], am[r : r + 1], warm_start=alone, return_stats=True, **args, **kw)
+        assert torch.equal(xr, x[r : r + 1])
+        assert sr.nfe == st.nfe_per_row[r]
+    if budget == "extend" and not kw:
+        assert max(st.steps_per_block) > max(st.planned_steps_per_block)
+
+
+def test_remask_budget_is_validated():
+    with pytest.raises(ValueError, match=r"warm_start\.remask_budget"):
+        WarmStart(torch.zeros((1, 4), dtype=torch.int64), remask_budget="grow")

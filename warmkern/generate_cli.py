@@ -49,6 +49,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     ap.add_argument("--alpha-schedule", default="constant", choices=["constant", "linear"])
     ap.add_argument("--remask-threshold", type=float, default=None)
     ap.add_argument("--remask-max", type=int, default=None)
+    ap.add_argument("--remask-budget", default="extend", choices=["extend", "fixed"],
+                    help="extend: remasked tokens get steps at the cold pace; fixed: the block-start plan")
     ap.add_argument("--fill-tail-eos", action="store_true", help="use EOS as the prior after the draft ends")
     ap.add_argument("--stats", action="store_true", help="print GenerationStats as JSON after the answers")
     ap.add_argument("--progress", action="store_true")
@@ -103,6 +105,7 @@ def main(argv: list[str]) -> int:
             aux, aux_tok, tok, prompts, g, args.draft_max_new_tokens, mode=args.warm_mode, rate=args.rate,
             alpha=args.alpha, alpha_schedule=args.alpha_schedule, remask_threshold=args.remask_threshold,
             remask_max=args.remask_max, fill_tail=eos_id if args.fill_tail_eos else None,
+            remask_budget=args.remask_budget,
         )
         for d in drafts:
             print(f"[draft] {d}", file=sys.stderr)

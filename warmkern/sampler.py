@@ -4,7 +4,8 @@ schedule and warm starting from an autoregressive draft.
 The loop is semi-autoregressive over blocks of the answer. Inside a block every step is one model
 forward and one `ops.denoise_step` on the generation region `x[:, P:]`; per-row counts stay on the
 device, so a fixed schedule syncs with the host once per block (to learn how many steps the next
-block plans and to check nothing is stuck), threshold/factor modes once per step (to stop early).
+block plans and to check nothing is stuck) plus once per step run beyond the block-start plan (steps
+granted to remasked tokens), threshold/factor modes once per step (to stop early).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class GenerationStats:
     """What one `generate` call did. Counts are totals over the batch unless said otherwise.
 
     transfers_per_step / remasks_per_step: one list per denoising step, one int per batch row.
+    planned_steps_per_block: the plan made at block start (longest row); steps_per_block: steps run,
+    including those granted to remasked tokens (remask_budget='extend') and extra steps.
     nfe_per_row: forwards each row took part in, i.e. what running that row alone costs (rows
     decode exactly as a batch of one; a row sits out steps after it is done).
     survived = injected - remasked: draft tokens that ended in the output as injected.
@@ -183,8 +186,14 @@ def generate(
       the last step; with logits_shift=True (position i read at i-1) and one block this is Dream's
       diffusion_generate (maskgit_plus / topk_margin / entropy, no alg_temp, no top-p/top-k).
     - Each block plans ceil(masked_at_block_start * steps / gen_length) steps and runs until it has
-      no masks (extra steps only after late remasks); with remasking on, a block holding injected
-      tokens runs at least one step so the dLLM sees each of them.
+      no masks; with remasking on, a block holding injected tokens runs at least one step so the dLLM
+      sees each of them. With `warm_start.remask_budget='extend'` (default) a step that remasks nr
+      tokens of a row grows that row's plan by ceil(nr * steps / gen_length), so remasked tokens are
+      decoded at the cold pace (fixed schedules keep the grown plan on the device: no extra sync
+      inside the plan, one per step after it; threshold/factor move their forced last step with it).
+      With 'fixed' the plan stays as made at block start and late remasks are decoded in one extra
+      step. schedule='dream' keeps Dream's ratios over the block-start plan; its extension steps use
+      LLaDA's k = ceil(masked / steps left) (Dream has no notion of a plan that grows).
     - warm_start: see `WarmStart`; its keep mask and all noise come from Philox with `seed`.
     - backend: 'auto' | 'reference' | 'triton' | 'cpu' (ops dispatch); progress: a tqdm bar.
     - return_stats=True returns `(x, GenerationStats)`.
@@ -248,6 +257,8 @@ class _Run:
         self.mode = ws.mode if ws is not None else None
         self.remask_threshold = ws.remask_threshold if ws is not None else None
         self.remask_max = ws.remask_max if ws is not None else None
+        # Grow a row's block plan by the cold-pace budget of the tokens it remasks (see WarmStart).
+        self.grow = ws is not None and ws.remask_threshold is not None and ws.remask_budget == "extend"
         self.injected = torch.zeros((), dtype=torch.int64, device=dev)
         if ws is not None:
             self._setup_warm(ws, vocab)
@@ -373,25 +384,27 @@ class _Run:
         return torch.stack([(win_x == self.mask_id).sum(1), win_p.sum(1)])
 
     def _parts(
-        self, i: int, plan: list[int], plan_t: Tensor, ratios: Tensor | None, lo_i: int, hi_i: int, adaptive: bool,
+        self, i: int, plan: list[int], plan_t: Tensor, plan0_t: Tensor, ratios: Tensor | None, lo_i: int, hi_i: int,
+        adaptive: bool,
     ) -> list[tuple[Tensor, Tensor, Tensor | None]]:
         """Windows and rule of step i of a block, per row, as a batch-of-one run of that row would do it.
 
-        A row takes part while it has planned steps left (fixed schedules) or masks left (after its
-        plan, or at any point in threshold/factor mode after the first step); the others get an
-        empty window, so a row's tokens never depend on which rows share its batch. k is
-        ceil(masked / steps left) (LLaDA) or floor(masked (1 - s/t)) (Dream), everything once a row's
-        plan is used up; threshold/factor rows commit everything at their last planned step.
+        A row takes part while it has planned steps left (fixed schedules; `plan_t` includes steps
+        granted to remasked tokens) or masks left (after its plan, or at any point in threshold/factor
+        mode after the first step); the others get an empty window, so a row's tokens never depend on
+        which rows share its batch. k is ceil(masked / steps left) (LLaDA; everything once a row's plan
+        is used up) or floor(masked (1 - s/t)) (Dream, over the block-start plan `plan0_t`, then LLaDA's
+        k over the steps it grew by); threshold/factor rows commit everything at their last planned step.
         """
         masked = (self.xg[:, lo_i:hi_i] == self.mask_id).sum(1)
         active = (masked > 0) | ((plan_t > 0) & (i == 0) if adaptive else plan_t > i)
         self.active.append(active)
         lo, hi = active.long() * lo_i, active.long() * hi_i
         if not adaptive:
-            if ratios is not None:
-                k = S.dream_k(masked, ratios[:, i]) if i < ratios.shape[1] else masked
-            else:
-                k = S.llada_k(masked, plan_t, i)
+            k = S.llada_k(masked, plan_t, i)
+            if ratios is not None and i < ratios.shape[1]:
+                # At and after a row's last Dream step (ratio 1) llada_k commits everything unless the plan grew.
+                k = torch.where(i < plan0_t - 1, S.dream_k(masked, ratios[:, i]), k)
             return [(lo, hi, k)]
         forced = [i >= p - 1 for p in plan]
         if all(forced):
@@ -400,6 +413,15 @@ class _Run:
             return [(lo, hi, None)]
         f = torch.tensor(forced, device=self.dev)
         return [(lo * f, hi * f, masked), (lo * ~f, hi * ~f, None)]
+
+    def _extension(self, nr: Tensor) -> Tensor:
+        """Steps granted to nr remasked tokens: ceil(nr * steps / gen_length), 0 unless remask_budget='extend'."""
+        if not self.grow:
+            return torch.zeros_like(nr)
+        return (nr * self.steps + self.g - 1) // self.g
+
+    def _extension_host(self, nr: list[int]) -> list[int]:
+        return [-(-r * self.steps // self.g) if self.grow else 0 for r in nr]
 
     def loop(self) -> Tensor:
         n_blocks = self.g // self.blk
@@ -410,42 +432,63 @@ class _Run:
         for j in range(n_blocks):
             lo_i, hi_i = j * self.blk, (j + 1) * self.blk
             plan = S.planned_steps(counts[0], self.steps, self.g, [verify and c > 0 for c in counts[1]])
-            n_plan = max(plan)
-            plan_t = torch.tensor(plan, dtype=torch.int64, device=self.dev)
+            n_plan = n_plan0 = max(plan)
+            plan0_t = torch.tensor(plan, dtype=torch.int64, device=self.dev)
+            plan_t = plan0_t  # grows on the device with remasks (remask_budget='extend')
             ratios = S.dream_ratios(plan, n_plan, self.dev) if self.schedule == "dream" and not adaptive else None
             nr = torch.zeros((self.b,), dtype=torch.int64, device=self.dev)
             done_early = n_plan == 0
             i = 0
             while i < n_plan:
-                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, ratios, lo_i, hi_i, adaptive))
+                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, plan0_t, ratios, lo_i, hi_i, adaptive))
                 i += 1
-                if adaptive and i < n_plan and not bool((self.xg[:, lo_i:hi_i] == self.mask_id).any()):
+                if self.grow:
+                    plan_t = plan_t + self._extension(nr)
+                if not adaptive:
+                    continue  # fixed schedules: no sync inside the block-start plan
+                if self.grow:
+                    # Threshold/factor already sync per step; read the remasks too and move the forced step.
+                    m_rows, nr_rows = torch.stack([(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr]).tolist()
+                    plan = [p + e for p, e in zip(plan, self._extension_host(nr_rows))]
+                    n_plan = max(plan)
+                    if not any(m_rows):
+                        done_early = True
+                        break
+                elif i < n_plan and not bool((self.xg[:, lo_i:hi_i] == self.mask_id).any()):
                     done_early = True
                     break
-            # One sync per block: is anything left here (late remasks, or stuck positions), and what
-            # does the next block hold (warm start changes its mask count).
+            # One sync per block: is anything left here (remasks, or stuck positions), how far did each
+            # row's plan grow, and what does the next block hold (warm start changes its mask count).
             more = warm_token and j + 1 < n_blocks
-            probe = [] if done_early else [(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr]
+            probe = [] if done_early else [(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr, plan_t]
             if more:
                 probe.extend(self._block_counts(hi_i, hi_i + self.blk))
             host = torch.stack(probe).tolist() if probe else []
             left, last_nr = ([0] * self.b, [0] * self.b) if done_early else (host[0], host[1])
-            while any(left):
-                # After a row's last step commits everything, what is still masked was either
-                # remasked in that step or has no finite logit.
-                stuck = [a - r for a, r in zip(left, last_nr)]
+            if not adaptive and not done_early:
+                plan = host[2]
+            while any(a > 0 or (not adaptive and p > i) for a, p in zip(left, plan)):
+                # A row whose last step committed everything (its plan before that step's remasks was
+                # used up) holds only what that step remasked, or positions with no finite logit.
+                before = [p - e for p, e in zip(plan, self._extension_host(last_nr))]
+                stuck = [a - r if pb <= i else 0 for a, r, pb in zip(left, last_nr, before)]
                 if any(s > 0 for s in stuck):
                     raise RuntimeError(
                         f"generate: {sum(stuck)} answer position(s) in block {j} have no finite logit for any "
                         "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output "
                         "and suppress_ids"
                     )
-                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, ratios, lo_i, hi_i, adaptive))
+                nr = self._step(i, plan_t, self._parts(i, plan, plan_t, plan0_t, ratios, lo_i, hi_i, adaptive))
                 i += 1
-                left, last_nr = torch.stack([(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr]).tolist()
+                if self.grow:
+                    plan_t = plan_t + self._extension(nr)
+                left, last_nr, grown = torch.stack(
+                    [(self.xg[:, lo_i:hi_i] == self.mask_id).sum(1), nr, plan_t]
+                ).tolist()
+                plan = grown if not adaptive else [p + e for p, e in zip(plan, self._extension_host(last_nr))]
             self.prov[:, lo_i:hi_i] = False  # survivors of a finished block are final
             self.stats.steps_per_block.append(i)
-            self.stats.planned_steps_per_block.append(n_plan)
+            self.stats.planned_steps_per_block.append(n_plan0)
             if more:
                 counts = host[-2:]
         return self._finish()

@@ -16,6 +16,7 @@ from torch import Tensor
 
 MODES = ("token", "embedding")
 ALPHA_SCHEDULES = ("constant", "linear")
+REMASK_BUDGETS = ("extend", "fixed")
 
 
 def _check_unit(name: str, value: object) -> float:
@@ -32,6 +33,10 @@ class WarmStart:
     keeps the same ones). alpha / alpha_schedule: embedding-mode weight of the draft, constant or
     decaying linearly to 0 over each block's planned steps. remask_threshold / remask_max: token
     mode's skepticism (remask provisional tokens whose current probability falls below it).
+    remask_budget: "extend" (default) gives remasked tokens steps at the cold pace: a step that remasks
+    nr tokens of a row grows that row's plan for the block by ceil(nr * steps / gen_length), what they
+    would have got had they been masked at block start. "fixed" keeps the plan made at block start, so
+    tokens remasked at its last step are all decoded in one extra forward (cheaper, less accurate).
     fill_tail: prior token (typically EOS) for positions after the draft ends.
     """
 
@@ -43,6 +48,7 @@ class WarmStart:
     remask_threshold: float | None = None
     remask_max: int | None = None
     fill_tail: int | None = None
+    remask_budget: str = "extend"
     texts: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +69,9 @@ class WarmStart:
             self.remask_threshold = _check_unit("warm_start.remask_threshold", self.remask_threshold)
             if self.mode != "token":
                 raise ValueError("warm_start.remask_threshold: only mode='token' has provisional tokens to remask")
+        if self.remask_budget not in REMASK_BUDGETS:
+            got = self.remask_budget
+            raise ValueError(f"warm_start.remask_budget: expected one of {REMASK_BUDGETS}, got {got!r}")
         if self.remask_max is not None and (
             isinstance(self.remask_max, bool) or not isinstance(self.remask_max, int) or self.remask_max < 0
         ):
@@ -98,6 +107,7 @@ class WarmStart:
         remask_threshold: float | None = None,
         remask_max: int | None = None,
         fill_tail: int | None = None,
+        remask_budget: str = "extend",
         **generate_kwargs: Any,
     ) -> tuple[WarmStart, list[str]]:
         """Draft greedily with a causal LM, bridge to the dLLM vocabulary; returns (warm start, draft texts)."""
@@ -108,6 +118,7 @@ class WarmStart:
         ws = cls(
             draft, mode=mode, rate=rate, alpha=alpha, alpha_schedule=alpha_schedule,
             remask_threshold=remask_threshold, remask_max=remask_max, fill_tail=fill_tail, texts=texts,
+            remask_budget=remask_budget,
         )
         return ws, texts
 

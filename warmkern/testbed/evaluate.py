@@ -90,7 +90,8 @@ def run_method(pair: Pair, m: Method, probs: list[task.Problem], batch: int, dra
         ws = None
         if m.kind == "warm":
             ws = WarmStart(drafts[j], mode=m.mode, rate=m.rate, alpha=m.alpha, alpha_schedule=m.alpha_schedule,
-                           remask_threshold=m.remask_threshold, fill_tail=pair.eos_id)
+                           remask_threshold=m.remask_threshold, fill_tail=pair.eos_id,
+                           remask_budget=m.remask_budget)
         t0 = time.perf_counter()
         x, st = generate(
             pair.dllm, ids, attention_mask=pm, steps=G, gen_length=G, block_length=G, temperature=0.0,

@@ -11,7 +11,7 @@ HPARAMS_PATH = ASSETS / "hparams.json"
 # Used only until `warmkern eval --split validation --tune` has written assets/hparams.json.
 DEFAULT_HPARAMS: dict = {
     "tau": 0.9,
-    "token_remask": {"rate": 1.0, "remask_threshold": 0.5, "threshold": None},
+    "token_remask": {"rate": 1.0, "remask_threshold": 0.5, "threshold": None, "remask_budget": "extend"},
     "token_noremask": {"rate": 0.5, "threshold": None},
     "emb_topk": {"alpha": 0.5, "alpha_schedule": "linear"},
     "emb_threshold": {"alpha": 0.5, "alpha_schedule": "linear", "threshold": 0.9},
@@ -28,6 +28,7 @@ class Method:
     alpha: float = 0.5
     alpha_schedule: str = "constant"
     remask_threshold: float | None = None
+    remask_budget: str = "extend"  # WarmStart.remask_budget: steps for remasked tokens at the cold pace, or none
 
     def describe(self) -> str:
         if self.kind == "drafter":
@@ -36,7 +37,8 @@ class Method:
         if self.kind == "cold":
             return dec
         if self.mode == "token":
-            rm = f", remask<{self.remask_threshold}" if self.remask_threshold is not None else ""
+            rm = (f", remask<{self.remask_threshold} {self.remask_budget}" if self.remask_threshold is not None
+                  else "")
             return f"{dec}, ρ={self.rate}{rm}"
         return f"{dec}, α={self.alpha} {self.alpha_schedule}, ρ={self.rate}"
 
@@ -59,15 +61,23 @@ class RowResult:
 def methods_from_hparams(hp: dict) -> list[Method]:
     tau = hp["tau"]
     tr, tn, et, eh = hp["token_remask"], hp["token_noremask"], hp["emb_topk"], hp["emb_threshold"]
-    return [
+    rows = [
         Method("drafter alone", "drafter"),
         Method("cold top-k", "cold"),
         Method("cold threshold", "cold", threshold=tau),
         Method("token injection + remasking", "warm", threshold=tr["threshold"], mode="token", rate=tr["rate"],
-               remask_threshold=tr["remask_threshold"]),
+               remask_threshold=tr["remask_threshold"], remask_budget=tr.get("remask_budget", "fixed")),
+    ]
+    if "token_remask_fixed" in hp:  # the best fixed-budget point too, so the table shows what the budget changes
+        tf = hp["token_remask_fixed"]
+        rows.append(Method("token injection + remasking, fixed budget", "warm", threshold=tf["threshold"],
+                           mode="token", rate=tf["rate"], remask_threshold=tf["remask_threshold"],
+                           remask_budget="fixed"))
+    rows += [
         Method("token injection, no remasking", "warm", threshold=tn.get("threshold"), mode="token", rate=tn["rate"]),
         Method("embedding interp. top-k", "warm", mode="embedding", rate=et.get("rate", 1.0), alpha=et["alpha"],
                alpha_schedule=et["alpha_schedule"]),
         Method("embedding interp. threshold", "warm", threshold=eh["threshold"], mode="embedding",
                rate=eh.get("rate", 1.0), alpha=eh["alpha"], alpha_schedule=eh["alpha_schedule"]),
     ]
+    return rows

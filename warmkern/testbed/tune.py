@@ -4,6 +4,8 @@ Rule, for every row that trades NFE for accuracy: among the grid points whose va
 within 1 point of cold top-k, take the one with the fewest mean NFE; if none qualifies, the most accurate.
 Rows whose NFE is fixed by the schedule (embedding interpolation with top-k) take the most accurate.
 Warm threshold rows reuse the τ chosen for cold threshold decoding, so warm vs cold differ only by the draft.
+Token injection + remasking also searches `remask_budget` (extend / fixed); `token_remask_fixed` is the same
+rule over the fixed-budget points only, kept as a table row to show what the budget changes.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from warmkern.testbed.report import rows_to_json
 TAUS = (0.7, 0.8, 0.9, 0.95)
 RATES = (0.75, 1.0)
 REMASK = (0.3, 0.5, 0.7, 0.9)
+BUDGETS = ("extend", "fixed")
 NOREMASK_RATES = (0.25, 0.5, 0.75, 1.0)
 EMB = (("constant", 0.25), ("constant", 0.5), ("constant", 0.75), ("linear", 0.5))
-KEYS = ("token_remask", "token_noremask", "emb_topk", "emb_threshold")
+KEYS = ("token_remask", "token_remask_fixed", "token_noremask", "emb_topk", "emb_threshold")
 
 
 def _pick(cands: list[tuple[Method, dict]], target: float) -> tuple[Method, dict]:
@@ -35,8 +38,9 @@ def _grid() -> list[tuple[str, Method]]:
     """(row key, method) pairs; threshold=-1.0 is a placeholder for the τ chosen on cold decoding."""
     g: list[tuple[str, Method]] = [("cold", Method("cold top-k", "cold"))]
     g += [("cold_tau", Method("cold", "cold", threshold=t)) for t in TAUS]
-    for thr, rate, rm in itertools.product((None, -1.0), RATES, REMASK):
-        g.append(("token_remask", Method("tr", "warm", threshold=thr, rate=rate, remask_threshold=rm)))
+    for thr, rate, rm, bud in itertools.product((None, -1.0), RATES, REMASK, BUDGETS):
+        g.append(("token_remask", Method("tr", "warm", threshold=thr, rate=rate, remask_threshold=rm,
+                                         remask_budget=bud)))
     g += [("token_noremask", Method("tn", "warm", rate=r)) for r in NOREMASK_RATES]
     for s, a in EMB:
         g.append(("emb_topk", Method("et", "warm", mode="embedding", alpha=a, alpha_schedule=s)))
@@ -63,13 +67,17 @@ def tune(probs: list[task.Problem], batch: int = 100, seed: int = 0, json_path: 
                  "rows": {}}
     hp: dict = {"tau": tau}
     for key in KEYS:
-        cands = [(m, r) for (k, m), r in zip(warm, wres) if k == key]
+        if key == "token_remask_fixed":
+            cands = [(m, r) for (k, m), r in zip(warm, wres) if k == "token_remask" and m.remask_budget == "fixed"]
+        else:
+            cands = [(m, r) for (k, m), r in zip(warm, wres) if k == key]
         for m, r in cands:
             r["method"], r["params"] = key, m.describe()
         best_m, best = (max(cands, key=lambda c: c[1]["accuracy"]) if key == "emb_topk" else _pick(cands, target))
         log["rows"][key] = {"grid": [r for _, r in cands], "chosen": best["params"]}
         hp[key] = {"threshold": best_m.threshold, "rate": best_m.rate, "remask_threshold": best_m.remask_threshold,
-                   "alpha": best_m.alpha, "alpha_schedule": best_m.alpha_schedule}
+                   "alpha": best_m.alpha, "alpha_schedule": best_m.alpha_schedule,
+                   "remask_budget": best_m.remask_budget if best_m.remask_threshold is not None else None}
         print(f"{key}: chose {best['params']} (val acc {100 * best['accuracy']:.1f}%, NFE {best['mean_nfe']:.1f}; "
               f"cold top-k {100 * base:.1f}%, NFE {res[0]['mean_nfe']:.1f})")
     hp["chosen_on"] = (f"validation split, first {len(probs)} problems, seed {seed}; "
