@@ -16,6 +16,7 @@
 #include "common.h"
 #include "gumbel_avx2.h"
 #include "gumbel_avx512.h"
+#include "stats_avx512.h"
 
 namespace wk {
 
@@ -233,8 +234,8 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
   for (int l = 0; l < kLanes; ++l) t1[l] = t2[l] = kNegInf;
   int64_t sp = 0;
 
-  for (int64_t c0 = 0; c0 < c.vocab; c0 += kChunk) {
-    const int64_t n = std::min(kChunk, c.vocab - c0);
+  // One chunk of at most kChunk entries through the fp32 buffer: every case of the spec.
+  auto generic_chunk = [&](int64_t c0, int64_t n) {
     const int64_t npad = (n + kBlock - 1) / kBlock * kBlock;
     const T* src = row + c0;
     float cm = kNegInf;  // chunk max, fused into the load pass
@@ -328,8 +329,69 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
         }
       }
     }
-  }
+   };
 
+#if WK_X86
+  // Fast spans (stats_avx512.h) where no Gumbel draw, CFG or softmax scale is involved; they stop
+  // before the mask column and each suppressed id, which the generic chunks then take.
+  const bool fast_row = ISA == kIsaAvx512 && !c.cfg && !(need_x0 && c.gumbel) && (!c.sampling || it == 1.0f);
+  auto fast_span = [&](int64_t c0, int64_t n) -> bool {
+    if constexpr (ISA != kIsaAvx512) return false;  // no AVX-512 code in the other variants
+    const T* src = row + c0;
+    alignas(64) float s1[kLanes], s2[kLanes];
+    const float cm = need_top2 ? span_max_avx512<T, true>(src, n, s1, s2) : span_max_avx512<T, false>(src, n, s1, s2);
+    if (cm == kPosInf) return false;  // the spec's non-finite softmax: the generic chunks handle it
+    if (need_soft && cm > M) {
+      if (S > 0.0) {
+        const double d = static_cast<double>(cm) - static_cast<double>(Mt);
+        const double r = std::exp(-d);
+        H = r * (H - d * S);
+        S = r * S;
+      }
+      M = Mt = cm;
+    }
+    if (need_soft && Mt > kNegInf) {
+      float s = 0.0f, h = 0.0f;
+      if (need_entropy) {
+        span_sum_avx512<T, true>(src, n, Mt, s, h);
+      } else {
+        span_sum_avx512<T, false>(src, n, Mt, s, h);
+      }
+      S += s;
+      H += h;
+    }
+    A = cm > A ? cm : A;
+    if (need_x0 && cm > best) {
+      best = cm;
+      arg = c0 + span_first_equal_avx512(src, n, cm);
+    }
+    if (need_top2) {
+      for (int l = 0; l < kLanes; ++l) {
+        t2[l] = std::max(std::max(t2[l], s2[l]), std::min(t1[l], s1[l]));
+        t1[l] = std::max(t1[l], s1[l]);
+      }
+    }
+    return true;
+  };
+#endif
+
+  int64_t c0 = 0;
+  while (c0 < c.vocab) {
+#if WK_X86
+    if (fast_row && !nonfinite) {
+      int64_t stop = c.mask_id >= c0 ? c.mask_id : c.vocab;
+      if (sp < c.n_suppress) stop = std::min(stop, c.suppress[sp]);
+      const int64_t n = std::min(kSpan, stop - c0) / kSpanStep * kSpanStep;
+      if (n > 0 && fast_span(c0, n)) {
+        c0 += n;
+        continue;
+      }
+    }
+#endif
+    const int64_t n = std::min(kChunk, c.vocab - c0);
+    generic_chunk(c0, n);
+    c0 += n;
+  }
   RowResult res{c.mask_id, kNegInf, 0.0f};
   const bool dead = !std::isfinite(A);
   if (dead) return res;

@@ -144,6 +144,25 @@ def test_denoise_step_parity(monkeypatch, isa, dtype, mode, rule, remask):
         run_both(partial(step_call, logits), x, prov, strided, **kw)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_denoise_step_long_rows(monkeypatch, isa, temperature):
+    """LLaDA-like rows (several AVX-512 fast spans), with remasking: the provisional rows need p_cur
+    only, which takes the fast path at T > 0 too."""
+    use_isa(monkeypatch, isa)
+    gen = torch.Generator().manual_seed(int(temperature * 10))
+    b, g, v, mask = 2, 10, 9001, 8990
+    logits = make_logits(b, g, v, torch.bfloat16, "dream", gen)
+    x = torch.randint(0, mask, (b, g), generator=gen)
+    x[:, 4:] = mask
+    prov = torch.zeros(b, g, dtype=torch.bool)
+    prov[:, 1:4] = True
+    kw = dict(mask_id=mask, lo=torch.tensor([2, 0]), hi=torch.tensor([10, 8]), k=torch.tensor([2, 3]),
+              remask_threshold=0.5, temperature=temperature, seed=11, step=2)
+    for strided in (False, True):
+        run_both(partial(step_call, logits), x, prov, strided, **kw)
+
+
 def test_denoise_step_ignores_rows_outside_window():
     """Garbage (NaN) logits outside [lo, hi) change nothing: those rows are never read."""
     gen = torch.Generator().manual_seed(0)

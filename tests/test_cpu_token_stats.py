@@ -116,6 +116,37 @@ def test_peaked_logits_sampling(monkeypatch, isa, dtype):
                   seed=2**40 + 17, step=step)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_long_rows(monkeypatch, isa, dtype, score):
+    """Rows of several 4096-entry spans (the AVX-512 fast path at T = 0) cut by the mask column and
+    suppressed ids, with the cases that path must get right: the max in a late span (rescaled sums),
+    ties across and inside spans, NaN entries and NaN/-inf spans, +inf entries, entries below the
+    exp floor."""
+    use_isa(monkeypatch, isa)
+    gen = torch.Generator().manual_seed(zlib.crc32(repr((str(dtype), score)).encode()))
+    g, v, mask_id = 9, 13001, 7000
+    logits = torch.randn(1, g, v, generator=gen) * 3
+    logits[0, 1, 12000] = 25.0  # the max in the last span: earlier spans' sums get rescaled
+    logits[0, 2, [100, 5000, 9000]] = 20.0  # ties across spans: the first wins
+    logits[0, 2, 99] = 19.5  # a runner-up next to it (margin)
+    logits[0, 3, ::7] = float("nan")
+    logits[0, 3, 4096:8192] = float("nan")
+    logits[0, 4, :6000] = float("-inf")  # leading spans with nothing finite
+    logits[0, 5, 9999] = float("inf")  # +inf allowed entry: dead
+    logits[0, 6, mask_id] = float("inf")  # +inf mask entry: the spec's m = 0 branch
+    logits[0, 7] -= 200.0
+    logits[0, 7, 3333] = 0.0  # everything else below exp's floor
+    logits[0, 8, 64:128] = 30.0  # a tie inside one span
+    logits = logits.to(dtype)
+    x = make_x(1, g, v, mask_id, gen)
+    x[0, 1::2] = torch.tensor([12000, 5000, 4100, 3333])
+    for temperature, st_ in ((0.0, "none"), (1.0, "none")):
+        check(logits, x, mask_id=mask_id, temperature=temperature, score=score, score_temperature=st_,
+              suppress_ids=(5, 4200, 11000), demote_ids=(17,), seed=8, step=1)
+
+
 def test_sampling_frequencies_follow_softmax(monkeypatch):
     """Gumbel-max over many steps draws x0 with the softmax probabilities (sanity of the noise)."""
     use_isa(monkeypatch, "avx512")
