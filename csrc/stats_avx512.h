@@ -103,9 +103,13 @@ WK_TARGET_AVX512 static inline __m512 exp_avx512(__m512 d, __mmask16 keep) {
   return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
-// sum(exp(z - Mt)) (and sum(exp(z - Mt) * (z - Mt)) for ENTROPY) over the span into s (h).
-template <class T, bool ENTROPY>
-WK_TARGET_AVX512 static inline void span_sum_avx512(const T* src, int64_t n, float Mt, float& s, float& h) {
+// sum(exp(z * sc - Mt)) (and sum(exp(z * sc - Mt) * (z * sc - Mt)) for ENTROPY) over n entries
+// into s (h); sc is only applied when SCALED (* 1 is exact). Prefetches the n entries after `next`
+// when it is not null. Also the generic path's softmax over its fp32 chunk buffer.
+template <class T, bool ENTROPY, bool SCALED>
+WK_TARGET_AVX512 static inline void sum_exp_avx512(const T* src, int64_t n, float sc, float Mt, const T* next,
+                                                   float& s, float& h) {
+  const __m512 scale = _mm512_set1_ps(sc);
   const __m512 mt = _mm512_set1_ps(Mt);
   const __m512 floor = _mm512_set1_ps(kExpFloor);
   // 4 accumulators: each lane sums n/64 terms (64 at kSpan), as many as the generic path's chunks.
@@ -117,10 +121,12 @@ WK_TARGET_AVX512 static inline void span_sum_avx512(const T* src, int64_t n, flo
     load32_avx512(src + i + 32, v[2], v[3]);
     // The next span (or the next row) into L1 while this one computes: span_max then finds its
     // data there instead of waiting on L2/L3 (measured 14% of the T = 0 step).
-    for (int64_t b = 0; b < kSpanStep * static_cast<int64_t>(sizeof(T)); b += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(src + n + i) + b, _MM_HINT_T0);
+    if (next != nullptr) {
+      for (int64_t b = 0; b < kSpanStep * static_cast<int64_t>(sizeof(T)); b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + i) + b, _MM_HINT_T0);
+    }
     for (int k = 0; k < 4; ++k) {
-      const __m512 d = _mm512_sub_ps(v[k], mt);
+      const __m512 d = _mm512_sub_ps(SCALED ? _mm512_mul_ps(v[k], scale) : v[k], mt);
       const __mmask16 keep = _mm512_cmp_ps_mask(d, floor, _CMP_GE_OQ);
       const __m512 e = exp_avx512(d, keep);
       acc[k] = _mm512_add_ps(acc[k], e);

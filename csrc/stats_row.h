@@ -23,6 +23,9 @@ namespace wk {
 constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1024;  // multiple of kBlock; 4 KiB of fp32 per buffer
 constexpr int64_t kBlock = 128;   // Gumbel skip-test block: 32 Philox calls
+#if WK_X86
+static_assert(kChunk % kBlock == 0 && kBlock % kSpanStep == 0, "chunk buffers feed sum_exp_avx512");
+#endif
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kPosInf = std::numeric_limits<float>::infinity();
 
@@ -90,6 +93,14 @@ WK_INLINE int64_t first_equal(const float* z, int64_t n, float v) {
 template <int ISA, bool ENTROPY>
 WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, double& S, double& H) {
   float s = 0.0f, h = 0.0f;
+#if WK_X86
+  if constexpr (ISA == kIsaAvx512) {  // npad is a multiple of kBlock, so of kSpanStep
+    sum_exp_avx512<float, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
+    S += s;
+    H += h;
+    return;
+  }
+#endif
   // omp simd: lets GCC reassociate the fp32 sums into vector lanes (it will not on its own).
 #pragma omp simd reduction(+ : s, h)
   for (int64_t i = 0; i < npad; ++i) {
@@ -353,9 +364,9 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
     if (need_soft && Mt > kNegInf) {
       float s = 0.0f, h = 0.0f;
       if (need_entropy) {
-        span_sum_avx512<T, true>(src, n, Mt, s, h);
+        sum_exp_avx512<T, true, false>(src, n, 1.0f, Mt, src + n, s, h);
       } else {
-        span_sum_avx512<T, false>(src, n, Mt, s, h);
+        sum_exp_avx512<T, false, false>(src, n, 1.0f, Mt, src + n, s, h);
       }
       S += s;
       H += h;
