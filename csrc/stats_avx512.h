@@ -3,7 +3,8 @@
 // registers, without the fp32 chunk buffer of the generic path.
 //
 // A span of up to kSpan entries (L1-resident) is read twice: span_max (load, widen, max / top-2),
-// then span_sum (reload, widen, exp, sum) once the running max is known. The order of the entries
+// then sum_exp (reload, widen, exp, sum) once the running max is known; the argmax is located
+// (span_first_equal) only when the span's max beats the best so far. The order of the entries
 // inside a span does not matter to either, so bf16 is widened 32 at a time by one shift (even
 // entries) and one and (odd entries) of the 32-bit lanes. NaN entries count as -inf as the spec
 // says, for free: max_ps(v, acc) keeps acc when v is NaN, and exp's d >= floor test is false for
@@ -20,8 +21,8 @@
 
 namespace wk {
 
-constexpr int64_t kSpan = 4096;      // entries per fast span: 8 KiB of bf16, 16 KiB of fp32
-constexpr int64_t kSpanStep = 64;    // span lengths are multiples of this (the unrolled step)
+constexpr int64_t kSpan = 4096;    // entries per fast span: 8 KiB of bf16 (2048 and 8192 time the same)
+constexpr int64_t kSpanStep = 64;  // span lengths are multiples of this (the unrolled step)
 
 // 32 consecutive entries as two registers of 16 fp32 lanes, in any order of the entries.
 template <class T>

@@ -5,7 +5,8 @@
 // accumulator reads that buffer: the chunk maximum, the softmax sum and entropy accumulator
 // (online softmax: rescaled once per chunk, not per element), the argmax (or the Gumbel-max with
 // Philox noise, one Philox call per 4 entries) and the top-2 for the margin score. Only O(chunk)
-// temporary memory per thread; logits are never copied or converted as a whole.
+// temporary memory per thread; logits are never copied or converted as a whole. The AVX-512
+// variant reads the plain stretches of T = 0 rows without the buffer (stats_avx512.h).
 #pragma once
 
 #include <algorithm>
@@ -340,7 +341,7 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
         }
       }
     }
-   };
+  };
 
 #if WK_X86
   // Fast spans (stats_avx512.h) where no Gumbel draw, CFG or softmax scale is involved; they stop
@@ -350,7 +351,8 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
     if constexpr (ISA != kIsaAvx512) return false;  // no AVX-512 code in the other variants
     const T* src = row + c0;
     alignas(64) float s1[kLanes], s2[kLanes];
-    const float cm = need_top2 ? span_max_avx512<T, true>(src, n, s1, s2) : span_max_avx512<T, false>(src, n, s1, s2);
+    const float cm =
+        need_top2 ? span_max_avx512<T, true>(src, n, s1, s2) : span_max_avx512<T, false>(src, n, s1, s2);
     if (cm == kPosInf) return false;  // the spec's non-finite softmax: the generic chunks handle it
     if (need_soft && cm > M) {
       if (S > 0.0) {
@@ -403,6 +405,7 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
     generic_chunk(c0, n);
     c0 += n;
   }
+
   RowResult res{c.mask_id, kNegInf, 0.0f};
   const bool dead = !std::isfinite(A);
   if (dead) return res;
