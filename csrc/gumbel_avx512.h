@@ -105,23 +105,20 @@ WK_TARGET_AVX512 static float gumbel_block_avx512(const float* z, float it, floa
     k0 += kPhiloxW0;
     k1 += kPhiloxW1;
   }
-  // Pack to 16 x 32-bit lanes: chain ch = groups 2ch (counters 0-7) and 2ch+1 (8-15).
-  __m512i c0[kChains], c1[kChains], c2[kChains], c3[kChains];
-  for (int ch = 0; ch < kChains; ++ch) {
-    c0[ch] = pack_lo32(q0[2 * ch], q0[2 * ch + 1]);
-    c1[ch] = pack_lo32(q1[2 * ch], q1[2 * ch + 1]);
-    c2[ch] = pack_lo32(q2[2 * ch], q2[2 * ch + 1]);
-    c3[ch] = pack_lo32(q3[2 * ch], q3[2 * ch + 1]);
-  }
   // Prefilter, per chain of 64 entries: the Gumbel transform is decreasing in the word, so the
   // smallest word of a chain bounds every noise value in it; a chain whose bound cannot reach the
   // best pick skips both logs of its 64 entries (most chains once the best has grown: it grows
   // like log V, a chain's bound like log 64). The bound is gumbel_upper, scalar and log-free; the
-  // 1e-3 margin dwarfs its fp32 rounding and any non-monotonicity of fast_log (ulp level).
+  // 1e-3 margin dwarfs its fp32 rounding and any non-monotonicity of fast_log (ulp level). The
+  // minimum is taken over the low halves of the 64-bit lanes (mask 0x5555), before packing.
   float g_hi[kChains];
   for (int ch = 0; ch < kChains; ++ch) {
-    const __m512i w = _mm512_min_epu32(_mm512_min_epu32(c0[ch], c1[ch]), _mm512_min_epu32(c2[ch], c3[ch]));
-    g_hi[ch] = gumbel_upper(static_cast<uint32_t>(_mm512_reduce_min_epu32(w)));
+    __m512i w = _mm512_setzero_si512();
+    for (int gi = 2 * ch; gi < 2 * ch + 2; ++gi) {
+      const __m512i wg = _mm512_min_epu32(_mm512_min_epu32(q0[gi], q1[gi]), _mm512_min_epu32(q2[gi], q3[gi]));
+      w = gi == 2 * ch ? wg : _mm512_min_epu32(w, wg);
+    }
+    g_hi[ch] = gumbel_upper(static_cast<uint32_t>(_mm512_mask_reduce_min_epu32(0x5555, w)));
   }
   (void)zmax_it;  // the per-chain maxima below are tighter than the caller's block bound
 
@@ -136,8 +133,11 @@ WK_TARGET_AVX512 static float gumbel_block_avx512(const float* z, float it, floa
       for (int i = 0; i < 4; ++i) _mm512_storeu_ps(picks + 64 * ch + 16 * i, ninf);  // the caller scans all picks
       continue;
     }
-    const __m512 g0 = gumbel_avx512(c0[ch]), g1 = gumbel_avx512(c1[ch]);
-    const __m512 g2 = gumbel_avx512(c2[ch]), g3 = gumbel_avx512(c3[ch]);
+    // Pack to 16 x 32-bit lanes: chain ch = groups 2ch (counters 0-7) and 2ch+1 (8-15).
+    const __m512 g0 = gumbel_avx512(pack_lo32(q0[2 * ch], q0[2 * ch + 1]));
+    const __m512 g1 = gumbel_avx512(pack_lo32(q1[2 * ch], q1[2 * ch + 1]));
+    const __m512 g2 = gumbel_avx512(pack_lo32(q2[2 * ch], q2[2 * ch + 1]));
+    const __m512 g3 = gumbel_avx512(pack_lo32(q3[2 * ch], q3[2 * ch + 1]));
     // Transpose: lane l of word w is vocabulary entry 4l + w of this chain's 64 entries.
     const __m512 t0 = _mm512_unpacklo_ps(g0, g1), t1 = _mm512_unpackhi_ps(g0, g1);
     const __m512 t2 = _mm512_unpacklo_ps(g2, g3), t3 = _mm512_unpackhi_ps(g2, g3);
