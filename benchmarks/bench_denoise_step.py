@@ -1,7 +1,9 @@
 """denoise_step (token stats + selection) at LLaDA shapes: every contender side by side, one group per shape.
 
 The floor is one streaming read of the window rows (the only rows the step needs) via a max
-reduction; every contender is also reported as a multiple of it.
+reduction; every contender is also reported as a multiple of it. The max runs over the logits' bits
+viewed as same-width integers: torch vectorises integer max well, while its bf16 `amax` ran ~6x slower
+than the memory on an AVX-512 Xeon (5.4 vs 33 GB/s), which would make the floor no floor at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ _COMPILED = {
 }
 
 
+def _same_width_int(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes as integers of its element width (a view: reads exactly the same memory)."""
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
 def _case(group: StepGroup, contender: str) -> Case:
     s = SHAPE
     logits, x_init = step_inputs(group.batch)
@@ -45,8 +52,8 @@ def _case(group: StepGroup, contender: str) -> Case:
 
     args = dict(mask_id=s.mask_id, lo=s.lo, hi=s.hi, k=s.k, temperature=group.temperature, score=group.score)
     if contender == "floor":
-        window = logits[:, s.lo:s.hi]
-        return Case(lambda: window.amax(dim=-1), reset, device)
+        bits = _same_width_int(logits[:, s.lo:s.hi])
+        return Case(lambda: bits.amax(dim=-1), reset, device)
     if contender in ("eager", "eager-window"):
         win = contender == "eager-window"
         return Case(lambda: eager_denoise_step(logits, x, window_only=win, **args), reset, device)
