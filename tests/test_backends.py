@@ -80,3 +80,29 @@ def test_ops_pass_opcheck(op):
                 "prob", "none", [], [], 0.0, 0, 0, "reference")
         fn = torch.ops.warmkern.denoise_step
     torch.library.opcheck(fn, args)
+
+
+def test_compile_traces_the_custom_op_and_eager_matches_it():
+    """Eager ops skip torch.library's per-call overhead; compiled graphs must still hold the opaque op."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 17)
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def step(logits, x, prov):
+        return ops.denoise_step(logits, x, prov, mask_id=MASK, lo=0, hi=6, k=2, temperature=1.0, seed=5,
+                                backend="reference", check_values=False)
+
+    x_a, p_a = torch.zeros(2, 6, dtype=torch.long), torch.zeros(2, 6, dtype=torch.bool)
+    x_b, p_b, x_c, p_c = x_a.clone(), p_a.clone(), x_a.clone(), p_a.clone()
+    eager = step(logits, x_a, p_a)
+    torch.compile(step, fullgraph=True, backend=capture)(logits, x_b, p_b)
+    targets = [str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"]
+    assert any("warmkern.denoise_step" in t for t in targets), targets
+    via_op = torch.ops.warmkern.denoise_step(logits, x_c, p_c, None, MASK, torch.zeros(2, dtype=torch.long),
+                                             torch.full((2,), 6), torch.full((2,), 2), None, None, None, None, 1.0,
+                                             "prob", "none", [], [], 0.0, 5, 0, "reference")
+    assert torch.equal(x_a, x_b) and torch.equal(x_a, x_c) and torch.equal(eager[0], via_op[0])
