@@ -22,7 +22,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define WK_X86 1
 #define WK_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
-#define WK_TARGET_AVX2 __attribute__((target("avx2,fma")))
+// F16C (fp16 -> fp32 in stats_avx2.h) ships with every AVX2 CPU; cpu_isa checks it all the same.
+#define WK_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
 #define WK_X86 0
 #endif
@@ -151,6 +152,11 @@ WK_INLINE float position_uniform(uint64_t seed, uint32_t step, uint32_t stream, 
                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
   return uniform_from_word(w.v[0]);
 }
+
+// ----------------------------------------------------------------------------- fast spans
+// Fast spans of stats_row (stats_avx512.h, stats_avx2.h): both variants cut a row the same way.
+constexpr int64_t kSpan = 4096;    // entries per fast span: 8 KiB of bf16 (2048 and 8192 time the same)
+constexpr int64_t kSpanStep = 64;  // span lengths are multiples of this (the unrolled step)
 
 // ----------------------------------------------------------------------------- fast exp / log
 // fast_exp: Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n by

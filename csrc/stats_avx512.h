@@ -21,9 +21,6 @@
 
 namespace wk {
 
-constexpr int64_t kSpan = 4096;    // entries per fast span: 8 KiB of bf16 (2048 and 8192 time the same)
-constexpr int64_t kSpanStep = 64;  // span lengths are multiples of this (the unrolled step)
-
 // 32 consecutive entries as two registers of 16 fp32 lanes, in any order of the entries.
 template <class T>
 WK_TARGET_AVX512 static inline void load32_avx512(const T* p, __m512& a, __m512& b) {

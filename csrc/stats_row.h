@@ -5,8 +5,9 @@
 // accumulator reads that buffer: the chunk maximum, the softmax sum and entropy accumulator
 // (online softmax: rescaled once per chunk, not per element), the argmax (or the Gumbel-max with
 // Philox noise, one Philox call per 4 entries) and the top-2 for the margin score. Only O(chunk)
-// temporary memory per thread; logits are never copied or converted as a whole. The AVX-512
-// variant reads the plain stretches of T = 0 rows without the buffer (stats_avx512.h).
+// temporary memory per thread; logits are never copied or converted as a whole. The AVX-512 and
+// AVX2 variants read the plain stretches of T = 0 rows without the buffer (stats_avx512.h,
+// stats_avx2.h).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "common.h"
 #include "gumbel_avx2.h"
 #include "gumbel_avx512.h"
+#include "stats_avx2.h"
 #include "stats_avx512.h"
 
 namespace wk {
@@ -25,7 +27,8 @@ constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1024;  // multiple of kBlock; 4 KiB of fp32 per buffer
 constexpr int64_t kBlock = 128;   // Gumbel skip-test block: 32 Philox calls
 #if WK_X86
-static_assert(kChunk % kBlock == 0 && kBlock % kSpanStep == 0, "chunk buffers feed sum_exp_avx512");
+static_assert(kChunk % kBlock == 0 && kBlock % kSpanStep == 0, "chunk buffers feed sum_exp_avx512/avx2");
+static_assert(kLanes == 16, "span_max_avx512/avx2 write 16 top-2 lanes (AVX2: 8 lanes, then -inf)");
 #endif
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kPosInf = std::numeric_limits<float>::infinity();
@@ -97,6 +100,14 @@ WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, d
 #if WK_X86
   if constexpr (ISA == kIsaAvx512) {  // npad is a multiple of kBlock, so of kSpanStep
     sum_exp_avx512<float, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
+    S += s;
+    H += h;
+    return;
+  }
+  if constexpr (ISA == kIsaAvx2) {
+    // The fast spans' kernel here too: degree-5 exp and no clamp selects, cheaper than the loop
+    // below (T = 0 CFG rows, which take only generic chunks: 1.2-1.6x faster on an AMD EPYC).
+    sum_exp_avx2<float, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
     S += s;
     H += h;
     return;
@@ -227,6 +238,41 @@ WK_INLINE float gumbel_sub(const float* z, float it, float zmax_it, float best, 
   return gumbel_block_generic<ISA>(z, it, zmax_it, best, ctr0, step, key0, key1, picks);
 }
 
+#if WK_X86
+// The fast-span kernels of an x86 variant (stats_avx512.h / stats_avx2.h). Only fast_span calls
+// these, and only in the AVX-512 and AVX2 variants, so each variant holds its own ISA's kernels
+// and nothing of the other (nor any of them the base variant).
+template <class T, int ISA, bool TOP2>
+WK_INLINE float span_max_isa(const T* src, int64_t n, float* t1, float* t2) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    return span_max_avx512<T, TOP2>(src, n, t1, t2);
+  } else {
+    return span_max_avx2<T, TOP2>(src, n, t1, t2);
+  }
+}
+
+template <class T, int ISA, bool ENTROPY>
+WK_INLINE void sum_exp_isa(const T* src, int64_t n, float Mt, const T* next, float& s, float& h) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    sum_exp_avx512<T, ENTROPY, false>(src, n, 1.0f, Mt, next, s, h);
+  } else {
+    sum_exp_avx2<T, ENTROPY, false>(src, n, 1.0f, Mt, next, s, h);
+  }
+}
+
+template <class T, int ISA>
+WK_INLINE int64_t span_first_equal_isa(const T* src, int64_t n, float v) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    return span_first_equal_avx512(src, n, v);
+  } else {
+    return span_first_equal_avx2(src, n, v);
+  }
+}
+#endif
+
 // One position. z and pick are per-thread scratch buffers of kChunk floats.
 template <class T, int ISA>
 WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, const RowWork& w, float* z, float* pick) {
@@ -344,47 +390,52 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
   };
 
 #if WK_X86
-  // Fast spans (stats_avx512.h) where no Gumbel draw, CFG or softmax scale is involved; they stop
-  // before the mask column and each suppressed id, which the generic chunks then take.
-  const bool fast_row = ISA == kIsaAvx512 && !c.cfg && !(need_x0 && c.gumbel) && (!c.sampling || it == 1.0f);
+  // Fast spans (stats_avx512.h, stats_avx2.h) where no Gumbel draw, CFG or softmax scale is
+  // involved; they stop before the mask column and each suppressed id, which the generic chunks
+  // then take.
+  const bool fast_row = (ISA == kIsaAvx512 || ISA == kIsaAvx2) && !c.cfg && !(need_x0 && c.gumbel) &&
+                        (!c.sampling || it == 1.0f);
   auto fast_span = [&](int64_t c0, int64_t n) -> bool {
-    if constexpr (ISA != kIsaAvx512) return false;  // no AVX-512 code in the other variants
-    const T* src = row + c0;
-    alignas(64) float s1[kLanes], s2[kLanes];
-    const float cm =
-        need_top2 ? span_max_avx512<T, true>(src, n, s1, s2) : span_max_avx512<T, false>(src, n, s1, s2);
-    if (cm == kPosInf) return false;  // the spec's non-finite softmax: the generic chunks handle it
-    if (need_soft && cm > M) {
-      if (S > 0.0) {
-        const double d = static_cast<double>(cm) - static_cast<double>(Mt);
-        const double r = std::exp(-d);
-        H = r * (H - d * S);
-        S = r * S;
+    if constexpr (ISA == kIsaBase) {
+      return false;  // discarded body: no span kernel is instantiated for the base variant
+    } else {
+      const T* src = row + c0;
+      alignas(64) float s1[kLanes], s2[kLanes];
+      const float cm =
+          need_top2 ? span_max_isa<T, ISA, true>(src, n, s1, s2) : span_max_isa<T, ISA, false>(src, n, s1, s2);
+      if (cm == kPosInf) return false;  // the spec's non-finite softmax: the generic chunks handle it
+      if (need_soft && cm > M) {
+        if (S > 0.0) {
+          const double d = static_cast<double>(cm) - static_cast<double>(Mt);
+          const double r = std::exp(-d);
+          H = r * (H - d * S);
+          S = r * S;
+        }
+        M = Mt = cm;
       }
-      M = Mt = cm;
-    }
-    if (need_soft && Mt > kNegInf) {
-      float s = 0.0f, h = 0.0f;
-      if (need_entropy) {
-        sum_exp_avx512<T, true, false>(src, n, 1.0f, Mt, src + n, s, h);
-      } else {
-        sum_exp_avx512<T, false, false>(src, n, 1.0f, Mt, src + n, s, h);
+      if (need_soft && Mt > kNegInf) {
+        float s = 0.0f, h = 0.0f;
+        if (need_entropy) {
+          sum_exp_isa<T, ISA, true>(src, n, Mt, src + n, s, h);
+        } else {
+          sum_exp_isa<T, ISA, false>(src, n, Mt, src + n, s, h);
+        }
+        S += s;
+        H += h;
       }
-      S += s;
-      H += h;
-    }
-    A = cm > A ? cm : A;
-    if (need_x0 && cm > best) {
-      best = cm;
-      arg = c0 + span_first_equal_avx512(src, n, cm);
-    }
-    if (need_top2) {
-      for (int l = 0; l < kLanes; ++l) {
-        t2[l] = std::max(std::max(t2[l], s2[l]), std::min(t1[l], s1[l]));
-        t1[l] = std::max(t1[l], s1[l]);
+      A = cm > A ? cm : A;
+      if (need_x0 && cm > best) {
+        best = cm;
+        arg = c0 + span_first_equal_isa<T, ISA>(src, n, cm);
       }
+      if (need_top2) {
+        for (int l = 0; l < kLanes; ++l) {
+          t2[l] = std::max(std::max(t2[l], s2[l]), std::min(t1[l], s1[l]));
+          t1[l] = std::max(t1[l], s1[l]);
+        }
+      }
+      return true;
     }
-    return true;
   };
 #endif
 

@@ -147,7 +147,7 @@ def test_denoise_step_parity(monkeypatch, isa, dtype, mode, rule, remask):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_denoise_step_long_rows(monkeypatch, isa, temperature):
-    """LLaDA-like rows (several AVX-512 fast spans), with remasking: the provisional rows need p_cur
+    """LLaDA-like rows (several AVX-512/AVX2 fast spans), with remasking: the provisional rows need p_cur
     only, which takes the fast path at T > 0 too."""
     use_isa(monkeypatch, isa)
     gen = torch.Generator().manual_seed(int(temperature * 10))

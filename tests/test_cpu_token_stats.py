@@ -147,6 +147,32 @@ def test_long_rows(monkeypatch, isa, dtype, score):
               suppress_ids=(5, 4200, 11000), demote_ids=(17,), seed=8, step=1)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_back_to_back_full_spans(monkeypatch, isa, dtype, score):
+    """Four full 4096-entry fast spans in a row with no generic chunk between them (mask column at
+    the end, nothing suppressed): test_long_rows cuts every span short, so this is where one fast
+    span's sums, top-2 lanes and argmax are handed to the next and the prefetch runs span to span."""
+    use_isa(monkeypatch, isa)
+    gen = torch.Generator().manual_seed(zlib.crc32(repr(("full spans", str(dtype), score)).encode()))
+    g, v = 6, 4 * 4096 + 77
+    mask_id = v - 1
+    logits = torch.randn(1, g, v, generator=gen) * 3
+    logits[0, 1, 13000] = 22.0  # the max in the last full span, the runner-up two spans earlier
+    logits[0, 1, 4500] = 21.5
+    logits[0, 2, ::5] = float("nan")
+    logits[0, 2, 4096:8192] = float("-inf")  # a whole span with nothing finite between two others
+    logits[0, 3] -= 200.0
+    logits[0, 3, 9000] = 0.0  # a few survivors of exp's floor in different spans
+    logits[0, 3, 15000] = -0.5
+    logits[0, 4, [4095, 4096, 12288]] = 18.0  # ties on span borders: the first wins
+    logits = logits.to(dtype)
+    x = make_x(1, g, v, mask_id, gen)
+    x[0, 1::2] = torch.tensor([4500, 9000, 4096])
+    check(logits, x, mask_id=mask_id, temperature=0.0, score=score, demote_ids=(3,), seed=4, step=2)
+
+
 def test_sampling_frequencies_follow_softmax(monkeypatch):
     """Gumbel-max over many steps draws x0 with the softmax probabilities (sanity of the noise)."""
     use_isa(monkeypatch, "avx512")
