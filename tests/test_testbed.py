@@ -73,6 +73,38 @@ def test_few_training_steps_reduce_loss(tmp_path, which):
     assert (tmp_path / which / "model.safetensors").exists() and (tmp_path / f"{which}_train_log.jsonl").exists()
 
 
+class _Spy(torch.nn.Module):
+    """A model that records its input and returns fixed logits, to see exactly what the loss showed and scored."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, input_ids, attention_mask):
+        self.seen = input_ids
+        return type("Out", (), {"logits": self.bias.expand(*input_ids.shape, -1)})()
+
+
+def test_visible_term_corrupts_only_unmasked_answer_tokens_and_adds_their_ce():
+    dt = vocab.build_dllm_tokenizer()
+    ids, pm, ans = data.dllm_batch(dt, task.problems("train", 32), models.GEN_LENGTH)
+    spy, mask, p = _Spy(len(dt)), dt.mask_token_id, ids.shape[1]
+    plain = train.diffusion_loss(spy, ids, pm, ans, mask, torch.Generator().manual_seed(1))
+    shown_plain = spy.seen[:, p:].clone()
+    both = train.diffusion_loss(spy, ids, pm, ans, mask, torch.Generator().manual_seed(1), visible_weight=0.5,
+                                corrupt=0.5)
+    shown = spy.seen[:, p:]
+    assert torch.equal(spy.seen[:, :p], ids)  # the prompt is never touched
+    masked = shown_plain == mask
+    assert torch.equal(shown == mask, masked)  # same masking draw: the term only adds to it
+    swapped = (shown != ans) & ~masked
+    assert 0.2 < float(swapped.sum() / (~masked).sum()) < 0.5  # ~corrupt of the visible tokens (some swaps are no-ops)
+    # uniform logits: CE = log V for every token, so the term adds exactly 0.5 * log V * visible share
+    ce = torch.log(torch.tensor(float(len(dt))))
+    assert torch.allclose(both - plain, 0.5 * ce * (~masked).sum() / masked.numel())
+
+
 def test_demo_reports_missing_assets(monkeypatch, capsys):
     from warmkern.testbed import evaluate
 

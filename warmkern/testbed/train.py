@@ -42,6 +42,11 @@ class RunConfig:
     init: Path | None = None  # continue from a saved model (a second phase with a fresh schedule)
     log_every: int = 25
     t_min: float = 0.05  # lower end of the masking-rate distribution (bounds the 1/t weight)
+    # Visible-token term: CE also on the answer tokens left unmasked, a `corrupt` share of them replaced by
+    # tokens drawn from other answers. Without it the model is never asked about visible tokens, so the
+    # p(token) that remasking reads off an injected draft token is untrained noise (see RESULTS.md).
+    visible_weight: float = 0.0
+    corrupt: float = 0.15
 
 
 def _lr_scale(frac: float, warmup: float) -> float:
@@ -51,8 +56,14 @@ def _lr_scale(frac: float, warmup: float) -> float:
 
 
 def diffusion_loss(model, prompt, pmask, answer, mask_id: int, gen: torch.Generator,
-                   t_min: float = 0.05) -> torch.Tensor:
-    """Masked-diffusion loss: t ~ U(t_min,1) (stratified over the batch), mask answer tokens w.p. t, CE / t."""
+                   t_min: float = 0.05, visible_weight: float = 0.0, corrupt: float = 0.15) -> torch.Tensor:
+    """Masked-diffusion loss: t ~ U(t_min,1) (stratified over the batch), mask answer tokens w.p. t, CE / t.
+
+    With `visible_weight` > 0, a `corrupt` share of the unmasked answer tokens is replaced by tokens of
+    other answers (plausible wrong digits / operators, like a weak draft's) and every unmasked answer
+    token adds `visible_weight` * CE(original): the model learns to judge the tokens it can see, which
+    is what remasking a provisional draft token asks of it.
+    """
     b, g = answer.shape
     # t ~ U(t_min, 1): with batches this small, t near 0 gives 1/t weights that let one token dominate a step
     t = t_min + (1 - t_min) * (torch.arange(b) + torch.rand(b, generator=gen)) / b
@@ -60,11 +71,19 @@ def diffusion_loss(model, prompt, pmask, answer, mask_id: int, gen: torch.Genera
     masked = torch.rand((b, g), generator=gen) < t[:, None]
     none = ~masked.any(1)  # keep every row informative: mask one random position where t drew none
     masked[none, torch.randint(0, g, (int(none.sum()),), generator=gen)] = True
-    x = torch.cat([prompt, torch.where(masked, mask_id, answer)], 1)
+    shown = answer
+    if visible_weight > 0:
+        swap = (torch.rand((b, g), generator=gen) < corrupt) & ~masked
+        other = answer.reshape(-1)[torch.randint(0, b * g, (b, g), generator=gen)]
+        shown = torch.where(swap, other, answer)
+    x = torch.cat([prompt, torch.where(masked, mask_id, shown)], 1)
     am = torch.cat([pmask, torch.ones_like(answer)], 1)
     logits = model(input_ids=x, attention_mask=am).logits[:, prompt.shape[1]:]
     ce = F.cross_entropy(logits.reshape(b * g, -1).float(), answer.reshape(-1), reduction="none").view(b, g)
-    return ((ce * masked) / t[:, None]).sum() / (b * g)
+    loss = ((ce * masked) / t[:, None]).sum() / (b * g)
+    if visible_weight > 0:
+        loss = loss + visible_weight * (ce * ~masked).sum() / (b * g)
+    return loss
 
 
 def drafter_loss(model, ids, mask, labels) -> torch.Tensor:
@@ -145,7 +164,8 @@ def train(cfg: RunConfig) -> list[dict]:
         probs = [next(stream) for _ in range(cfg.batch)]
         if cfg.model == "dllm":
             ids, pm, ans = data.dllm_batch(tok, probs, models.GEN_LENGTH)
-            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen, cfg.t_min)
+            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen, cfg.t_min, cfg.visible_weight,
+                                  cfg.corrupt)
         else:
             loss = drafter_loss(model, *data.drafter_batch(tok, probs))
         opt.zero_grad(set_to_none=True)
@@ -174,7 +194,7 @@ def parse(argv: list[str] | None = None) -> RunConfig:
     ap.add_argument("--model", choices=("dllm", "drafter"), required=True)
     d = RunConfig()
     for f in ("minutes", "max_steps", "batch", "lr", "warmup", "hidden", "layers", "eval_every_min", "val_n",
-              "threads", "seed", "log_every", "t_min"):
+              "threads", "seed", "log_every", "t_min", "visible_weight", "corrupt"):
         ap.add_argument("--" + f.replace("_", "-"), type=type(getattr(d, f)), default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--init", type=Path, default=None)
