@@ -105,6 +105,32 @@ def test_visible_term_corrupts_only_unmasked_answer_tokens_and_adds_their_ce():
     assert torch.allclose(both - plain, 0.5 * ce * (~masked).sum() / masked.numel())
 
 
+@pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
+def test_shipped_dllm_judges_visible_draft_tokens():
+    """Remasking reads p(token) of a visible draft token: the shipped dLLM must rate correct ones high, wrong ones low.
+
+    A dLLM trained only on masked positions fails this (before the visible-token phase: 75% of correct
+    draft tokens had p < 0.5, so nearly every injected token was remasked and warm starts saved nothing).
+    """
+    from warmkern.testbed.evaluate import Pair
+
+    torch.set_num_threads(1)
+    pair = Pair()
+    probs = task.problems("validation", 64)
+    ids, pm, gold = data.dllm_batch(pair.dtok, probs, models.GEN_LENGTH)
+    draft = gold.clone()
+    wrong = torch.rand(draft.shape, generator=torch.Generator().manual_seed(0)) < 0.2
+    draft[wrong] = gold.reshape(-1)[torch.randperm(gold.numel(), generator=torch.Generator().manual_seed(1))[
+        : int(wrong.sum())]]
+    wrong &= draft != gold
+    with torch.no_grad():
+        logits = pair.dllm(input_ids=torch.cat([ids, draft], 1),
+                           attention_mask=torch.cat([pm, torch.ones_like(draft)], 1)).logits[:, ids.shape[1]:]
+    p = logits.float().softmax(-1).gather(-1, draft[..., None])[..., 0]
+    assert float((p[~wrong] < 0.5).float().mean()) < 0.02  # correct tokens survive a remask threshold of 0.5
+    assert float((p[wrong] < 0.5).float().mean()) > 0.6  # most wrong ones are remasked
+
+
 def test_demo_reports_missing_assets(monkeypatch, capsys):
     from warmkern.testbed import evaluate
 
@@ -131,8 +157,12 @@ def test_remask_budget_in_grid_and_table_rows():
     tr = [m for k, m in tune._grid() if k == "token_remask"]
     assert {m.remask_budget for m in tr} == {"extend", "fixed"}
     hp = dict(methods.DEFAULT_HPARAMS)
-    hp["token_remask_fixed"] = {**hp["token_remask"], "remask_budget": "fixed"}
+    hp["token_remask_alt"] = {**hp["token_remask"], "remask_budget": "fixed"}
     rows = {m.name: m for m in methods.methods_from_hparams(hp)}
     assert rows["token injection + remasking"].remask_budget == "extend"
     assert rows["token injection + remasking, fixed budget"].remask_budget == "fixed"
     assert "fixed" in rows["token injection + remasking, fixed budget"].describe()
+    hp["token_remask"], hp["token_remask_alt"] = hp["token_remask_alt"], hp["token_remask"]  # fixed won: extend row
+    rows = {m.name: m for m in methods.methods_from_hparams(hp)}
+    assert rows["token injection + remasking"].remask_budget == "fixed"
+    assert rows["token injection + remasking, extend budget"].remask_budget == "extend"

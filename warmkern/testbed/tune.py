@@ -4,8 +4,8 @@ Rule, for every row that trades NFE for accuracy: among the grid points whose va
 within 1 point of cold top-k, take the one with the fewest mean NFE; if none qualifies, the most accurate.
 Rows whose NFE is fixed by the schedule (embedding interpolation with top-k) take the most accurate.
 Warm threshold rows reuse the τ chosen for cold threshold decoding, so warm vs cold differ only by the draft.
-Token injection + remasking also searches `remask_budget` (extend / fixed); `token_remask_fixed` is the same
-rule over the fixed-budget points only, kept as a table row to show what the budget changes.
+Token injection + remasking also searches `remask_budget` (extend / fixed); `token_remask_alt` is the same
+rule over the points of the budget the chosen row does not use, kept as a table row to show what the budget changes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ REMASK = (0.3, 0.5, 0.7, 0.9)
 BUDGETS = ("extend", "fixed")
 NOREMASK_RATES = (0.25, 0.5, 0.75, 1.0)
 EMB = (("constant", 0.25), ("constant", 0.5), ("constant", 0.75), ("linear", 0.5))
-KEYS = ("token_remask", "token_remask_fixed", "token_noremask", "emb_topk", "emb_threshold")
+KEYS = ("token_remask", "token_remask_alt", "token_noremask", "emb_topk", "emb_threshold")
 
 
 def _pick(cands: list[tuple[Method, dict]], target: float) -> tuple[Method, dict]:
@@ -67,12 +67,13 @@ def tune(probs: list[task.Problem], batch: int = 100, seed: int = 0, json_path: 
                  "rows": {}}
     hp: dict = {"tau": tau}
     for key in KEYS:
-        if key == "token_remask_fixed":
-            cands = [(m, r) for (k, m), r in zip(warm, wres) if k == "token_remask" and m.remask_budget == "fixed"]
+        if key == "token_remask_alt":  # KEYS puts token_remask first
+            other = "fixed" if hp["token_remask"]["remask_budget"] == "extend" else "extend"
+            cands = [(m, r) for (k, m), r in zip(warm, wres) if k == "token_remask" and m.remask_budget == other]
         else:
             cands = [(m, r) for (k, m), r in zip(warm, wres) if k == key]
         for m, r in cands:
-            r["method"], r["params"] = key, m.describe()
+            r["method"], r["params"] = ("token_remask" if key == "token_remask_alt" else key), m.describe()
         best_m, best = (max(cands, key=lambda c: c[1]["accuracy"]) if key == "emb_topk" else _pick(cands, target))
         log["rows"][key] = {"grid": [r for _, r in cands], "chosen": best["params"]}
         hp[key] = {"threshold": best_m.threshold, "rate": best_m.rate, "remask_threshold": best_m.remask_threshold,

@@ -1,0 +1,59 @@
+"""`python -m warmkern.testbed.calibration`: does the dLLM's p(token) separate right from wrong draft tokens?
+
+Prior skepticism remasks an injected token when the dLLM's probability for it, with the token visible,
+falls below a threshold. That only works if the model was trained to judge visible tokens; this prints,
+for the drafter's real drafts of validation problems, how p(token) is distributed over the draft tokens
+that match the reference solution and over those that do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from warmkern.testbed import data, models, task
+
+
+def draft_token_probs(dllm_dir: Path | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p, ok): the dLLM's probability of every draft token of the first `n` validation drafts, and whether it
+    equals the reference solution's token at that position."""
+    from warmkern.testbed.evaluate import Pair, draft_all
+
+    if dllm_dir is not None:
+        models.DLLM_DIR = Path(dllm_dir)
+    pair = Pair()
+    probs = task.problems("validation", n)
+
+    class _NoBar:
+        def update(self, _: int) -> None:
+            pass
+
+    drafts, _, _ = draft_all(pair, probs, n, _NoBar())
+    draft = drafts[0]
+    ids, pm, gold = data.dllm_batch(pair.dtok, probs, models.GEN_LENGTH)
+    with torch.no_grad():
+        logits = pair.dllm(input_ids=torch.cat([ids, draft], 1),
+                           attention_mask=torch.cat([pm, torch.ones_like(draft)], 1)).logits[:, ids.shape[1]:]
+    p = logits.float().softmax(-1).gather(-1, draft[..., None])[..., 0]
+    return p, draft == gold
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dllm", type=Path, default=None, help="a saved dLLM directory (default: the shipped one)")
+    ap.add_argument("--n", type=int, default=200)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    p, ok = draft_token_probs(args.dllm, args.n)
+    print(f"{args.n} validation drafts: {100 * float(ok.float().mean()):.1f}% of draft tokens are correct")
+    for name, sel in (("correct", p[ok]), ("wrong", p[~ok])):
+        below = ", ".join(f"p < {t}: {100 * float((sel < t).float().mean()):.1f}%" for t in (0.3, 0.5, 0.9))
+        print(f"  {name:7s} tokens: mean p {float(sel.mean()):.3f}; {below}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
