@@ -93,21 +93,51 @@ WK_INLINE int64_t first_equal(const float* z, int64_t n, float v) {
   return -1;
 }
 
+#if WK_X86
+// The fast-span kernels of an x86 variant (stats_avx512.h / stats_avx2.h). Only fast_span and
+// softmax_chunk call these, and only in the AVX-512 and AVX2 variants, so each variant holds its
+// own ISA's kernels and nothing of the other (nor any of them the base variant).
+template <class T, int ISA, bool TOP2>
+WK_INLINE float span_max_isa(const T* src, int64_t n, float* t1, float* t2) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    return span_max_avx512<T, TOP2>(src, n, t1, t2);
+  } else {
+    return span_max_avx2<T, TOP2>(src, n, t1, t2);
+  }
+}
+
+template <class T, int ISA, bool ENTROPY, bool SCALED>
+WK_INLINE void sum_exp_isa(const T* src, int64_t n, float sc, float Mt, const T* next, float& s, float& h) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    sum_exp_avx512<T, ENTROPY, SCALED>(src, n, sc, Mt, next, s, h);
+  } else {
+    sum_exp_avx2<T, ENTROPY, SCALED>(src, n, sc, Mt, next, s, h);
+  }
+}
+
+template <class T, int ISA>
+WK_INLINE int64_t span_first_equal_isa(const T* src, int64_t n, float v) {
+  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
+  if constexpr (ISA == kIsaAvx512) {
+    return span_first_equal_avx512(src, n, v);
+  } else {
+    return span_first_equal_avx2(src, n, v);
+  }
+}
+#endif
+
 // Adds sum(exp(z*sc - Mt)) (and sum(e * (z*sc - Mt)) for entropy) over one chunk to S (H).
 template <int ISA, bool ENTROPY>
 WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, double& S, double& H) {
   float s = 0.0f, h = 0.0f;
 #if WK_X86
-  if constexpr (ISA == kIsaAvx512) {  // npad is a multiple of kBlock, so of kSpanStep
-    sum_exp_avx512<float, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
-    S += s;
-    H += h;
-    return;
-  }
-  if constexpr (ISA == kIsaAvx2) {
-    // The fast spans' kernel here too: degree-5 exp and no clamp selects, cheaper than the loop
-    // below (T = 0 CFG rows, which take only generic chunks: 1.2-1.6x faster on an AMD EPYC).
-    sum_exp_avx2<float, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
+  if constexpr (ISA != kIsaBase) {
+    // The fast spans' kernel over the chunk buffer (npad is a multiple of kBlock, so of kSpanStep):
+    // degree-5 exp and no clamp selects, cheaper than the loop below (on AVX2, T = 0 CFG rows, which
+    // take only generic chunks, ran 1.2-1.6x faster with it on an AMD EPYC).
+    sum_exp_isa<float, ISA, ENTROPY, true>(z, npad, sc, Mt, nullptr, s, h);
     S += s;
     H += h;
     return;
@@ -238,40 +268,6 @@ WK_INLINE float gumbel_sub(const float* z, float it, float zmax_it, float best, 
   return gumbel_block_generic<ISA>(z, it, zmax_it, best, ctr0, step, key0, key1, picks);
 }
 
-#if WK_X86
-// The fast-span kernels of an x86 variant (stats_avx512.h / stats_avx2.h). Only fast_span calls
-// these, and only in the AVX-512 and AVX2 variants, so each variant holds its own ISA's kernels
-// and nothing of the other (nor any of them the base variant).
-template <class T, int ISA, bool TOP2>
-WK_INLINE float span_max_isa(const T* src, int64_t n, float* t1, float* t2) {
-  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
-  if constexpr (ISA == kIsaAvx512) {
-    return span_max_avx512<T, TOP2>(src, n, t1, t2);
-  } else {
-    return span_max_avx2<T, TOP2>(src, n, t1, t2);
-  }
-}
-
-template <class T, int ISA, bool ENTROPY>
-WK_INLINE void sum_exp_isa(const T* src, int64_t n, float Mt, const T* next, float& s, float& h) {
-  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
-  if constexpr (ISA == kIsaAvx512) {
-    sum_exp_avx512<T, ENTROPY, false>(src, n, 1.0f, Mt, next, s, h);
-  } else {
-    sum_exp_avx2<T, ENTROPY, false>(src, n, 1.0f, Mt, next, s, h);
-  }
-}
-
-template <class T, int ISA>
-WK_INLINE int64_t span_first_equal_isa(const T* src, int64_t n, float v) {
-  static_assert(ISA == kIsaAvx512 || ISA == kIsaAvx2, "no fast spans in the base variant");
-  if constexpr (ISA == kIsaAvx512) {
-    return span_first_equal_avx512(src, n, v);
-  } else {
-    return span_first_equal_avx2(src, n, v);
-  }
-}
-#endif
 
 // One position. z and pick are per-thread scratch buffers of kChunk floats.
 template <class T, int ISA>
@@ -416,9 +412,9 @@ WK_INLINE RowResult stats_row(const RowCfg& c, const T* row, const T* urow, cons
       if (need_soft && Mt > kNegInf) {
         float s = 0.0f, h = 0.0f;
         if (need_entropy) {
-          sum_exp_isa<T, ISA, true>(src, n, Mt, src + n, s, h);
+          sum_exp_isa<T, ISA, true, false>(src, n, 1.0f, Mt, src + n, s, h);
         } else {
-          sum_exp_isa<T, ISA, false>(src, n, Mt, src + n, s, h);
+          sum_exp_isa<T, ISA, false, false>(src, n, 1.0f, Mt, src + n, s, h);
         }
         S += s;
         H += h;
