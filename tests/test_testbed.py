@@ -112,6 +112,7 @@ def test_shipped_dllm_judges_visible_draft_tokens():
     A dLLM trained only on masked positions fails this (before the visible-token phase: 75% of correct
     draft tokens had p < 0.5, so nearly every injected token was remasked and warm starts saved nothing).
     """
+    from warmkern.testbed.calibration import visible_token_probs
     from warmkern.testbed.evaluate import Pair
 
     torch.set_num_threads(1)
@@ -123,10 +124,7 @@ def test_shipped_dllm_judges_visible_draft_tokens():
     draft[wrong] = gold.reshape(-1)[torch.randperm(gold.numel(), generator=torch.Generator().manual_seed(1))[
         : int(wrong.sum())]]
     wrong &= draft != gold
-    with torch.no_grad():
-        logits = pair.dllm(input_ids=torch.cat([ids, draft], 1),
-                           attention_mask=torch.cat([pm, torch.ones_like(draft)], 1)).logits[:, ids.shape[1]:]
-    p = logits.float().softmax(-1).gather(-1, draft[..., None])[..., 0]
+    p = visible_token_probs(pair.dllm, ids, pm, draft)
     assert float((p[~wrong] < 0.5).float().mean()) < 0.02  # correct tokens survive a remask threshold of 0.5
     assert float((p[wrong] < 0.5).float().mean()) > 0.6  # most wrong ones are remasked
 

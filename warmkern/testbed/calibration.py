@@ -13,8 +13,18 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from warmkern.testbed import data, models, task
+
+
+def visible_token_probs(dllm, prompt: torch.Tensor, prompt_mask: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """[B, G] probability the dLLM gives each answer token while that token is visible (nothing masked):
+    exactly what remasking compares with its threshold."""
+    with torch.no_grad():
+        logits = dllm(input_ids=torch.cat([prompt, answer], 1),
+                      attention_mask=torch.cat([prompt_mask, torch.ones_like(answer)], 1)).logits[:, prompt.shape[1]:]
+    return logits.float().softmax(-1).gather(-1, answer[..., None])[..., 0]
 
 
 def draft_token_probs(dllm_dir: Path | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,23 +32,11 @@ def draft_token_probs(dllm_dir: Path | None, n: int) -> tuple[torch.Tensor, torc
     equals the reference solution's token at that position."""
     from warmkern.testbed.evaluate import Pair, draft_all
 
-    if dllm_dir is not None:
-        models.DLLM_DIR = Path(dllm_dir)
-    pair = Pair()
+    pair = Pair(dllm_dir)
     probs = task.problems("validation", n)
-
-    class _NoBar:
-        def update(self, _: int) -> None:
-            pass
-
-    drafts, _, _ = draft_all(pair, probs, n, _NoBar())
-    draft = drafts[0]
+    drafts, _, _ = draft_all(pair, probs, n, tqdm(disable=True))
     ids, pm, gold = data.dllm_batch(pair.dtok, probs, models.GEN_LENGTH)
-    with torch.no_grad():
-        logits = pair.dllm(input_ids=torch.cat([ids, draft], 1),
-                           attention_mask=torch.cat([pm, torch.ones_like(draft)], 1)).logits[:, ids.shape[1]:]
-    p = logits.float().softmax(-1).gather(-1, draft[..., None])[..., 0]
-    return p, draft == gold
+    return visible_token_probs(pair.dllm, ids, pm, drafts[0]), drafts[0] == gold
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,8 +32,8 @@ def _missing_assets_message(missing: list[str]) -> str:
 class Pair:
     """The loaded dLLM + drafter and the token ids the sampler needs."""
 
-    def __init__(self) -> None:
-        self.dllm, self.dtok = models.load_dllm()
+    def __init__(self, dllm_dir: Path | None = None) -> None:
+        self.dllm, self.dtok = models.load_dllm(dllm_dir)
         self.drafter, self.atok = models.load_drafter()
         self.mask_id, self.eos_id = self.dtok.mask_token_id, self.dtok.eos_token_id
 
