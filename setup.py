@@ -17,6 +17,7 @@ if os.environ.get("WARMKERN_NO_EXT", "0") in ("", "0"):
         CppExtension(
             name="warmkern._C",
             sources=sorted(glob.glob("csrc/*.cpp")),
+            depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*.inc")),  # a header change rebuilds
             extra_compile_args={"cxx": ["-O3", "-fopenmp", "-std=c++17"]},
             extra_link_args=["-fopenmp"],
         )

@@ -18,11 +18,12 @@
 #pragma GCC optimize("fp-contract=off", "no-trapping-math")
 
 #define WK_INLINE static inline __attribute__((always_inline))
+#define WK_MEMBER_INLINE inline __attribute__((always_inline))  // the same for member functions
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define WK_X86 1
-#define WK_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
-// F16C (fp16 -> fp32 in stats_avx2.h) ships with every AVX2 CPU; cpu_isa checks it all the same.
+#define WK_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
+// F16C (fp16 -> fp32 in simd_avx2.h) ships with every AVX2 CPU; cpu_isa checks it all the same.
 #define WK_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
 #define WK_X86 0
@@ -146,6 +147,17 @@ WK_INLINE float uniform_from_word(uint32_t w) {
   return u < kOneMinusUlp ? u : kOneMinusUlp;
 }
 
+// Upper bound of gumbel(uniform_from_word(w)), without a log: gumbel(u) = -log(-log(1 - u)) <=
+// -log(u) since -log(1 - u) >= u, and -log(u) <= -ln2 * (bits(u) * 2^-23 - 127) because reading
+// the bits of u as exponent + mantissa is the chord interpolation of the concave log2 (looser
+// than -log(u) by at most 0.06; the clamp of u below 1 adds at most 6e-8). Checked against
+// gumbel<kIsaAvx512> on every 61st word and the 10^5 words at each end: never below it, at most
+// 0.11 above where the noise exceeds 2. The Gumbel blocks' prefilter (span_kernels.inc).
+WK_INLINE float gumbel_upper(uint32_t w) {
+  const float u = (static_cast<float>(w) + 0.5f) * 0x1.0p-32f;
+  return (127.0f - static_cast<float>(f2u(u)) * 0x1.0p-23f) * 0.693147181f;
+}
+
 // Per-position uniform of a stream (rng.position_uniforms): counter r, word 0.
 WK_INLINE float position_uniform(uint64_t seed, uint32_t step, uint32_t stream, uint64_t row) {
   const Philox4 w = philox(static_cast<uint32_t>(row), static_cast<uint32_t>(row >> 32), step, stream,
@@ -154,9 +166,10 @@ WK_INLINE float position_uniform(uint64_t seed, uint32_t step, uint32_t stream, 
 }
 
 // ----------------------------------------------------------------------------- fast spans
-// Fast spans of stats_row (stats_avx512.h, stats_avx2.h): both variants cut a row the same way.
+// Fast spans of stats_row (span_kernels.inc): every SIMD variant cuts a row the same way.
 constexpr int64_t kSpan = 4096;    // entries per fast span: 8 KiB of bf16 (2048 and 8192 time the same)
 constexpr int64_t kSpanStep = 64;  // span lengths are multiples of this (the unrolled step)
+constexpr int kLanes = 16;         // top-2 lanes of a row: a multiple of every variant's vector width
 
 // ----------------------------------------------------------------------------- fast exp / log
 // fast_exp: Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n by

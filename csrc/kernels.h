@@ -20,10 +20,10 @@ enum ItemKind : uint8_t { kItemFull = 0, kItemPcurOnly = 1 };
 
 struct StatsArgs {
   at::Tensor logits;                   // [B, G, V] bf16/fp16/fp32, unit last stride
-  std::optional<at::Tensor> uncond;    // same shape and dtype as logits (CFG)
+  std::optional<at::Tensor> uncond;    // same shape as logits, bf16/fp16/fp32, unit last stride (CFG)
   int64_t mask_id = 0;
   double temperature = 0.0;
-  int score_mode = kScoreProb;
+  ScoreMode score_mode = kScoreProb;
   bool score_sampling = false;         // score_temperature == "sampling"
   std::vector<int64_t> suppress_ids;   // sorted, unique
   std::vector<int64_t> demote_ids;     // sorted, unique
@@ -43,10 +43,11 @@ struct StatsItem {
 void compute_stats(const StatsArgs& args, const std::vector<StatsItem>& items, int64_t* x0, float* score,
                    float* p_cur);
 
-int score_mode_from_string(const std::string& score);
+ScoreMode score_mode_from_string(const std::string& score);
 std::vector<int64_t> sorted_ids(c10::ArrayRef<int64_t> ids);
 
-// Argument checks + normalisation shared by token_stats and denoise_step.
+// Argument checks (every tensor read, every value indexed with) + normalisation shared by
+// token_stats and denoise_step.
 StatsArgs make_stats_args(const at::Tensor& logits, const std::optional<at::Tensor>& uncond, int64_t mask_id,
                           double temperature, const std::string& score, const std::string& score_temperature,
                           c10::ArrayRef<int64_t> suppress_ids, c10::ArrayRef<int64_t> demote_ids, double cfg_scale,

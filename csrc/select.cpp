@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
-#include "kernels.h"
+#include "checks.h"
 #include "common.h"
+#include "kernels.h"
 
 namespace wk {
 
@@ -117,29 +119,35 @@ void select_rows(int64_t B, int64_t G, const float* score, const int64_t* x0, co
   });
 }
 
+// x / provisional: the [B, G] state both ops update in place (any strides, no overlap).
 static void check_state(const at::Tensor& x, const at::Tensor& provisional, int64_t B, int64_t G) {
-  TORCH_CHECK(x.dim() == 2 && x.size(0) == B && x.size(1) == G && x.scalar_type() == at::kLong && x.device().is_cpu(),
-              "warmkern_cpu: x must be an int64 [B, G] CPU tensor");
-  TORCH_CHECK(provisional.dim() == 2 && provisional.size(0) == B && provisional.size(1) == G &&
-                  provisional.scalar_type() == at::kBool,
-              "warmkern_cpu: provisional must be a bool [B, G] tensor");
+  check_tensor(x, "x", 2, {at::kLong});
+  check_shape(x, "x", {B, G});
+  check_tensor(provisional, "provisional", 2, {at::kBool});
+  check_shape(provisional, "provisional", {B, G});
+  check_writable(x, "x");
+  check_writable(provisional, "provisional");
+  check_disjoint(x, "x", provisional, "provisional");
 }
 
+// The selection rule with every per-row value it indexes with checked: lo/hi in [0, G] with
+// lo <= hi, k >= 0, remask_max >= 0. lo_c/hi_c/k_c keep the [B] int64 copies the rule points into.
 static SelectRule make_rule(int64_t B, int64_t G, int64_t mask_id, const at::Tensor& lo, const at::Tensor& hi,
                             const std::optional<at::Tensor>& k, std::optional<double> threshold,
                             std::optional<double> factor, std::optional<double> remask_threshold,
                             std::optional<int64_t> remask_max, at::Tensor& lo_c, at::Tensor& hi_c, at::Tensor& k_c) {
   const int n_rules = int(k.has_value()) + int(threshold.has_value()) + int(factor.has_value());
-  TORCH_CHECK(n_rules == 1, "warmkern_cpu: expected exactly one of k / threshold / factor");
-  lo_c = lo.to(at::kLong).reshape({-1}).expand({B}).contiguous();
-  hi_c = hi.to(at::kLong).reshape({-1}).expand({B}).contiguous();
+  WK_CHECK_ARG(n_rules == 1, "k/threshold/factor", "exactly one of them, got ", n_rules);
+  lo_c = per_row_int64(lo, "lo", B, 0, G);
+  hi_c = per_row_int64(hi, "hi", B, 0, G);
   const int64_t* lp = lo_c.const_data_ptr<int64_t>();
   const int64_t* hp = hi_c.const_data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b)
-    TORCH_CHECK(lp[b] >= 0 && hp[b] <= G, "warmkern_cpu: window [lo, hi) outside [0, G)");
+    WK_CHECK_ARG(lp[b] <= hp[b], "lo", "lo <= hi in every row, got lo = ", lp[b], " > hi = ", hp[b], " at row ", b);
+  if (remask_max.has_value()) WK_CHECK_ARG(*remask_max >= 0, "remask_max", "an int >= 0, got ", *remask_max);
   SelectRule rule{lp, hp, nullptr, threshold, factor, remask_threshold, remask_max, mask_id};
   if (k.has_value()) {
-    k_c = k->to(at::kLong).reshape({-1}).expand({B}).contiguous();
+    k_c = per_row_int64(*k, "k", B, 0, std::numeric_limits<int64_t>::max());
     rule.k = k_c.const_data_ptr<int64_t>();
   }
   return rule;
@@ -150,16 +158,21 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& score, const at::Ten
                                           const at::Tensor& lo, const at::Tensor& hi, const std::optional<at::Tensor>& k,
                                           std::optional<double> threshold, std::optional<double> factor,
                                           std::optional<double> remask_threshold, std::optional<int64_t> remask_max) {
-  const int64_t B = x.size(0), G = x.dim() == 2 ? x.size(1) : 0;
+  check_tensor(x, "x", 2, {at::kLong});
+  const int64_t B = x.size(0), G = x.size(1);
   check_state(x, provisional, B, G);
-  TORCH_CHECK(score.sizes() == x.sizes() && x0.sizes() == x.sizes() && p_cur.sizes() == x.sizes(),
-              "warmkern_cpu: score/x0/p_cur must be [B, G] like x");
+  check_tensor(score, "score", 2, {at::kFloat});
+  check_shape(score, "score", {B, G});
+  check_tensor(x0, "x0", 2, {at::kLong});
+  check_shape(x0, "x0", {B, G});
+  check_tensor(p_cur, "p_cur", 2, {at::kFloat});
+  check_shape(p_cur, "p_cur", {B, G});
   at::Tensor lo_c, hi_c, k_c;
   const SelectRule rule =
       make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, lo_c, hi_c, k_c);
-  const at::Tensor sc = score.to(at::kFloat).contiguous();
-  const at::Tensor x0c = x0.to(at::kLong).contiguous();
-  const at::Tensor pc = p_cur.to(at::kFloat).contiguous();
+  const at::Tensor sc = score.contiguous();
+  const at::Tensor x0c = x0.contiguous();
+  const at::Tensor pc = p_cur.contiguous();
   at::Tensor nt = at::empty({B}, x.options());
   at::Tensor nr = at::empty({B}, x.options());
   select_rows(B, G, sc.const_data_ptr<float>(), x0c.const_data_ptr<int64_t>(), pc.const_data_ptr<float>(),
@@ -179,6 +192,7 @@ std::tuple<at::Tensor, at::Tensor> denoise_step(
                                       demote_ids, cfg_scale, seed, step);
   const int64_t B = logits.size(0), G = logits.size(1), vocab = logits.size(2);
   check_state(x, provisional, B, G);
+  check_values_in(x, "x", 0, vocab);  // as the spec: every current token is a vocabulary id
   at::Tensor lo_c, hi_c, k_c;
   const SelectRule rule =
       make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, lo_c, hi_c, k_c);
@@ -194,7 +208,6 @@ std::tuple<at::Tensor, at::Tensor> denoise_step(
       if (xv == mask_id) {
         items.push_back({b, g, xv, kItemFull});
       } else if (remask_threshold.has_value() && pp[b * provisional.stride(0) + g * provisional.stride(1)]) {
-        TORCH_CHECK(xv >= 0 && xv < vocab, "warmkern_cpu: x holds a token id outside [0, V)");
         items.push_back({b, g, xv, kItemPcurOnly});
       }
     }

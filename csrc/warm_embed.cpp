@@ -1,10 +1,13 @@
 // warm_embed: gather + interpolate + select in one pass, parallel over positions. Each output row
 // is written once from at most two weight rows; no [B, G, D] fp32 intermediate.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
-#include "kernels.h"
+#include <algorithm>
+
+#include "checks.h"
 #include "common.h"
+#include "isa_dispatch.h"
+#include "kernels.h"
 
 namespace wk {
 
@@ -23,47 +26,32 @@ struct EmbedJob {
   float scale;         // fp32(scale): the spec multiplies an fp32 tensor by the Python float
   int64_t mask_id;
   T* out;
-};
 
-template <class T, int ISA>
-WK_INLINE void embed_impl(const EmbedJob<T>& j, int64_t begin, int64_t end) {
-  const T* wm = j.weight + j.mask_id * j.ws0;
-  const float sc = j.scale;
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t b = i / j.G, g = i % j.G;
-    const int64_t xv = j.x[b * j.xs0 + g * j.xs1];
-    const int64_t dv = j.draft[b * j.ds0 + g * j.ds1];
-    const bool kv = j.keep[b * j.ks0 + g * j.ks1];
-    T* o = j.out + i * j.D;
-    if (xv == j.mask_id && kv && dv >= 0) {
-      const float a = j.alpha[b];
-      const float one_minus_a = 1.0f - a;
-      const T* wd = j.weight + dv * j.ws0;
-      for (int64_t d = 0; d < j.D; ++d) {
-        const float mixed = one_minus_a * to_f32(wm[d]) + a * to_f32(wd[d]);  // fp-contract off: 3 roundings
-        o[d] = from_f32(mixed * sc, static_cast<T*>(nullptr));
+  template <int ISA>
+  WK_MEMBER_INLINE void rows(int64_t begin, int64_t end) const {
+    const T* wm = weight + mask_id * ws0;
+    const float sc = scale;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / G, g = i % G;
+      const int64_t xv = x[b * xs0 + g * xs1];
+      const int64_t dv = draft[b * ds0 + g * ds1];
+      const bool kv = keep[b * ks0 + g * ks1];
+      T* o = out + i * D;
+      if (xv == mask_id && kv && dv >= 0) {
+        const float a = alpha[b];
+        const float one_minus_a = 1.0f - a;
+        const T* wd = weight + dv * ws0;
+        for (int64_t d = 0; d < D; ++d) {
+          const float mixed = one_minus_a * to_f32(wm[d]) + a * to_f32(wd[d]);  // fp-contract off: 3 roundings
+          o[d] = from_f32(mixed * sc, static_cast<T*>(nullptr));
+        }
+      } else {
+        const T* w = xv != mask_id ? weight + xv * ws0 : wm;
+        for (int64_t d = 0; d < D; ++d) o[d] = from_f32(to_f32(w[d]) * sc, static_cast<T*>(nullptr));
       }
-    } else {
-      const T* w = xv != j.mask_id ? j.weight + xv * j.ws0 : wm;
-      for (int64_t d = 0; d < j.D; ++d) o[d] = from_f32(to_f32(w[d]) * sc, static_cast<T*>(nullptr));
     }
   }
-}
-
-template <class T>
-void embed_base(const EmbedJob<T>& j, int64_t b, int64_t e) {
-  embed_impl<T, kIsaBase>(j, b, e);
-}
-#if WK_X86
-template <class T>
-WK_TARGET_AVX2 void embed_avx2(const EmbedJob<T>& j, int64_t b, int64_t e) {
-  embed_impl<T, kIsaAvx2>(j, b, e);
-}
-template <class T>
-WK_TARGET_AVX512 void embed_avx512(const EmbedJob<T>& j, int64_t b, int64_t e) {
-  embed_impl<T, kIsaAvx512>(j, b, e);
-}
-#endif
+};
 
 template <class T>
 void run(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
@@ -87,39 +75,33 @@ void run(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft,
   j.scale = static_cast<float>(scale);
   j.mask_id = mask_id;
   j.out = reinterpret_cast<T*>(out.data_ptr());
-  void (*fn)(const EmbedJob<T>&, int64_t, int64_t) = embed_base<T>;
-#if WK_X86
-  const int isa = cpu_isa();
-  if (isa == kIsaAvx512) fn = embed_avx512<T>;
-  else if (isa == kIsaAvx2) fn = embed_avx2<T>;
-#endif
-  const int64_t n = x.size(0) * x.size(1);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(j.D, 1));
-  at::parallel_for(0, n, grain, [&](int64_t b, int64_t e) { fn(j, b, e); });
+  run_rows(j, x.size(0) * x.size(1), grain);
 }
 
 }  // namespace
 
 void warm_embed(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
                 const at::Tensor& out, int64_t mask_id, const at::Tensor& alpha, double scale) {
-  TORCH_CHECK(weight.dim() == 2 && weight.device().is_cpu(), "warmkern_cpu: weight must be a [V, D] CPU tensor");
-  TORCH_CHECK(weight.size(1) <= 1 || weight.stride(1) == 1, "warmkern_cpu: weight needs a unit last stride");
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kLong, "warmkern_cpu: x must be int64 [B, G]");
-  TORCH_CHECK(draft.sizes() == x.sizes() && draft.scalar_type() == at::kLong, "warmkern_cpu: draft must match x");
-  TORCH_CHECK(keep.sizes() == x.sizes() && keep.scalar_type() == at::kBool, "warmkern_cpu: keep must be bool like x");
-  TORCH_CHECK(out.is_contiguous() && out.scalar_type() == weight.scalar_type() && out.dim() == 3 &&
-                  out.size(0) == x.size(0) && out.size(1) == x.size(1) && out.size(2) == weight.size(1),
-              "warmkern_cpu: out must be a contiguous [B, G, D] tensor of weight's dtype");
-  const int64_t vocab = weight.size(0);
-  TORCH_CHECK(mask_id >= 0 && mask_id < vocab, "warmkern_cpu: mask_id out of range");
-  const int64_t* xp = x.const_data_ptr<int64_t>();
-  const int64_t* dp = draft.const_data_ptr<int64_t>();
-  for (int64_t b = 0; b < x.size(0); ++b) {
-    for (int64_t g = 0; g < x.size(1); ++g) {  // O(B*G): guards every weight row the kernel reads
-      const int64_t xv = xp[b * x.stride(0) + g * x.stride(1)], dv = dp[b * draft.stride(0) + g * draft.stride(1)];
-      TORCH_CHECK(xv >= 0 && xv < vocab && dv >= -1 && dv < vocab, "warmkern_cpu: token id outside [0, V)");
-    }
-  }
+  check_tensor(weight, "weight", 2, {at::kFloat, at::kBFloat16, at::kHalf});
+  check_unit_last_stride(weight, "weight");
+  check_tensor(x, "x", 2, {at::kLong});
+  const int64_t B = x.size(0), G = x.size(1), vocab = weight.size(0), D = weight.size(1);
+  check_tensor(draft, "draft", 2, {at::kLong});
+  check_shape(draft, "draft", {B, G});
+  check_tensor(keep, "keep", 2, {at::kBool});
+  check_shape(keep, "keep", {B, G});
+  check_tensor(out, "out", 3, {weight.scalar_type()});
+  check_shape(out, "out", {B, G, D});
+  WK_CHECK_ARG(out.is_contiguous(), "out", "a contiguous tensor, got strides ", out.strides());
+  check_writable(out, "out");
+  WK_CHECK_ARG(alpha.defined() && alpha.device().is_cpu() && at::isFloatingType(alpha.scalar_type()), "alpha",
+               "a floating-point CPU tensor");
+  WK_CHECK_ARG(alpha.dim() <= 1 && (alpha.numel() == B || alpha.numel() == 1), "alpha", B,
+               " values (one per row) or one, got shape ", alpha.sizes());
+  WK_CHECK_ARG(mask_id >= 0 && mask_id < vocab, "mask_id", "an id in [0, ", vocab, "), got ", mask_id);
+  check_values_in(x, "x", 0, vocab);       // O(B*G): guards every weight row the kernel reads
+  check_values_in(draft, "draft", -1, vocab);
   switch (weight.scalar_type()) {
     case at::kFloat:
       run<float>(weight, x, draft, keep, out, mask_id, alpha, scale);
@@ -127,11 +109,9 @@ void warm_embed(const at::Tensor& weight, const at::Tensor& x, const at::Tensor&
     case at::kBFloat16:
       run<Bf16>(weight, x, draft, keep, out, mask_id, alpha, scale);
       break;
-    case at::kHalf:
+    default:
       run<F16>(weight, x, draft, keep, out, mask_id, alpha, scale);
       break;
-    default:
-      TORCH_CHECK(false, "warmkern_cpu: weight must be float32, bfloat16 or float16");
   }
 }
 
