@@ -239,7 +239,8 @@ WK_INLINE bool fast_span(const Needs& need, const T* row, int64_t c0, int64_t n,
   using K = typename IsaKernels<ISA>::K;
   const T* src = row + c0;
   alignas(64) float s1[kLanes], s2[kLanes];
-  const float cm = need.top2 ? K::template span_max<T, true>(src, n, s1, s2) : K::template span_max<T, false>(src, n, s1, s2);
+  const float cm =
+      need.top2 ? K::template span_max<T, true>(src, n, s1, s2) : K::template span_max<T, false>(src, n, s1, s2);
   if (cm == kPosInf) return false;
   if (need.soft) {
     acc.raise_max(cm, cm);  // fast rows: zt = z
