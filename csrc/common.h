@@ -52,6 +52,18 @@ WK_INLINE float fmadd(float a, float b, float c) {
   }
 }
 
+// max / min with std::max / std::min's semantics (a when neither is larger), inlined: the std ones
+// are defined before this file's optimize pragma (through the torch headers), so GCC will not
+// inline them into the kernels (an optimize-attribute mismatch) and calls them instead.
+template <class T>
+WK_INLINE T max_of(T a, T b) {
+  return a < b ? b : a;
+}
+template <class T>
+WK_INLINE T min_of(T a, T b) {
+  return b < a ? b : a;
+}
+
 // Bit casts without memcpy temporaries (those can stop GCC's vectoriser once a select is involved).
 WK_INLINE uint32_t f2u(float f) { return __builtin_bit_cast(uint32_t, f); }
 WK_INLINE float u2f(uint32_t u) { return __builtin_bit_cast(float, u); }

@@ -202,7 +202,7 @@ WK_INLINE void generic_chunk(const StatsCfg& c, const Needs& need, const RowJob&
   const bool has_mask = c.mask_id >= c0 && c.mask_id < c0 + n;
   if (has_mask) z[c.mask_id - c0] = kNegInf;
   const float am = has_mask ? block_max(z, npad) : cm;
-  acc.A = std::max(acc.A, am);
+  acc.A = max_of(acc.A, am);
 
   if (need.x0 && !c.gumbel) {
     acc.offer(am, [&] { return c0 + first_equal(z, n, am); });
@@ -228,8 +228,8 @@ WK_INLINE bool fast_row(const StatsCfg& c, const Needs& need) {
 // next suppressed id (0: none here).
 WK_INLINE int64_t fast_span_length(const StatsCfg& c, int64_t c0, int64_t sp) {
   int64_t stop = c.mask_id >= c0 ? c.mask_id : c.vocab;
-  if (sp < c.n_suppress) stop = std::min(stop, c.suppress[sp]);
-  return std::min(kSpan, stop - c0) / kSpanStep * kSpanStep;
+  if (sp < c.n_suppress) stop = min_of(stop, c.suppress[sp]);
+  return min_of(kSpan, stop - c0) / kSpanStep * kSpanStep;
 }
 
 // One fast span [c0, c0 + n) read from the input; false (nothing done) at a +inf entry, which the
@@ -254,7 +254,7 @@ WK_INLINE bool fast_span(const Needs& need, const T* row, int64_t c0, int64_t n,
       acc.add_sums(s, h);
     }
   }
-  acc.A = std::max(acc.A, cm);
+  acc.A = max_of(acc.A, cm);
   if (need.x0) acc.offer(cm, [&] { return c0 + K::first_equal(src, n, cm); });
   if (need.top2) acc.merge_lanes(s1, s2);
   return true;
@@ -314,7 +314,7 @@ WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow,
         }
       }
     }
-    const int64_t n = std::min(kChunk, c.vocab - c0);
+    const int64_t n = min_of(kChunk, c.vocab - c0);
     generic_chunk<T, ISA>(c, need, w, row, urow, c0, n, sp, acc, z, pick);
     c0 += n;
   }

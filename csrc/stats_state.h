@@ -98,8 +98,8 @@ WK_INLINE float z_at(const StatsCfg& c, const T* row, const void* urow, int64_t 
 // Lane-wise merge of top-2 pairs: (t1, t2) <- the two largest of {t1, t2, a1, a2}, for a1 >= a2 and
 // no NaN. With a2 = -inf it inserts one value.
 WK_INLINE void merge_top2(float& t1, float& t2, float a1, float a2) {
-  t2 = std::max(std::max(t2, a2), std::min(t1, a1));
-  t1 = std::max(t1, a1);
+  t2 = max_of(max_of(t2, a2), min_of(t1, a1));
+  t1 = max_of(t1, a1);
 }
 
 struct RowAcc {
