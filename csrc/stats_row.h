@@ -12,7 +12,6 @@
 // Only O(chunk) temporary memory per thread; logits are never copied or converted as a whole.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 
 #include "common.h"
