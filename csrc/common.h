@@ -19,6 +19,7 @@
 
 #define WK_INLINE static inline __attribute__((always_inline))
 #define WK_MEMBER_INLINE inline __attribute__((always_inline))  // the same for member functions
+#define WK_NOINLINE __attribute__((noinline))
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define WK_X86 1
