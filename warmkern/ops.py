@@ -21,7 +21,7 @@ from warmkern import backends, schema
 from warmkern import validation as V
 from warmkern.schema import REQUIRED, OpSchema
 
-_LIB = torch.library.Library("warmkern", "DEF")  # noqa: TOR901  (the op namespace lives as long as the module)
+_LIB = torch.library.Library("warmkern", "DEF")  # the op namespace lives as long as the module
 
 
 def symbol_sizes(op: OpSchema, values: Sequence[Any]) -> dict[str, int]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from warmkern.reference import SCORE_MODES, SCORE_TEMPERATURES
+from warmkern.schema import SCORE_MODES, SCORE_TEMPERATURES, Arg, OpSchema
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 INT64_MAX = 2**63 - 1
@@ -165,7 +166,7 @@ class _Ctx:
         return self.dims[value] if isinstance(value, str) else value
 
 
-def _check_tensor_arg(arg: Any, value: object, ctx: _Ctx) -> torch.Tensor | None:
+def _check_tensor_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
     if value is None and arg.default is None:
         return None
     shape = [ctx.dims.get(s) for s in arg.shape]
@@ -184,7 +185,7 @@ def _check_tensor_arg(arg: Any, value: object, ctx: _Ctx) -> torch.Tensor | None
     return t
 
 
-def _check_out_arg(arg: Any, value: object, ctx: _Ctx) -> torch.Tensor:
+def _check_out_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor:
     """warm_embed's optional output: allocated here when absent, else weight's dtype, [B, G, D], contiguous."""
     weight = ctx.tensors["weight"]
     shape = (ctx.dims["B"], ctx.dims["G"], ctx.dims["D"])
@@ -196,26 +197,26 @@ def _check_out_arg(arg: Any, value: object, ctx: _Ctx) -> torch.Tensor:
     return out
 
 
-def _check_float_arg(arg: Any, value: object, ctx: _Ctx) -> float | None:
+def _check_float_arg(arg: Arg, value: object, ctx: _Ctx) -> float | None:
     if value is None and arg.default is None:
         return None
     return check_float(arg.name, value, lo=arg.opt("lo"), hi=arg.opt("hi"))
 
 
-def _check_int_arg(arg: Any, value: object, ctx: _Ctx) -> int | None:
+def _check_int_arg(arg: Arg, value: object, ctx: _Ctx) -> int | None:
     if value is None and arg.default is None:
         return None
     return check_int(arg.name, value, lo=arg.opt("lo", 0), hi=arg.opt("hi", INT64_MAX))
 
 
-def _check_choice_arg(arg: Any, value: object, ctx: _Ctx) -> str:
+def _check_choice_arg(arg: Arg, value: object, ctx: _Ctx) -> str:
     choices = arg.opt("choices")
     if value not in choices:
         _fail(arg.name, f"one of {choices}", repr(value))
     return value  # type: ignore[return-value]
 
 
-def _check_per_row_arg(arg: Any, value: object, ctx: _Ctx) -> torch.Tensor | None:
+def _check_per_row_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
     if value is None and arg.default is None:
         return None
     dtype = getattr(torch, arg.opt("dtype"))
@@ -255,7 +256,7 @@ def _rule_window(v: dict[str, Any], ctx: _Ctx) -> None:
 RULES = {"score_temperature": _rule_score_temperature, "one_rule": _rule_one_rule, "window": _rule_window}
 
 
-def validate(op: Any, values: dict[str, Any], check_values: bool) -> tuple[dict[str, Any], torch.device]:
+def validate(op: OpSchema, values: dict[str, Any], check_values: bool) -> tuple[dict[str, Any], torch.device]:
     """Check and normalise one call's arguments by the op's schema (warmkern.schema), in table order.
 
     Returns the values the backends get (per-row arguments as [B] tensors, id lists as tuples,
