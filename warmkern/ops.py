@@ -82,15 +82,16 @@ def _run(op: OpSchema, values: dict[str, Any], backend: str | None, check_values
 
 def _public(op: OpSchema) -> Callable[..., Any]:
     """Build `ops.<name>` from its table: a real signature (help() and IDEs show it), one body."""
-    pos = [a.name for a in op.args if a.positional]
-    kw = [a.name if a.default is REQUIRED else f"{a.name}=_defaults[{a.name!r}]" for a in op.args if not a.positional]
+    public = [a for a in op.args if a.public]
+    pos = [a.name for a in public if a.positional]
+    kw = [a.name if a.default is REQUIRED else f"{a.name}=_defaults[{a.name!r}]" for a in public if not a.positional]
     params = ", ".join([*pos, "*", *kw, "backend=None", "check_values=True"])
-    values = ", ".join(f"{n!r}: {n}" for n in op.names)
+    values = ", ".join(f"{a.name!r}: {a.name if a.public else None}" for a in op.args)
     src = f"def {op.name}({params}):\n    return _run(_op, {{{values}}}, backend, check_values)\n"
     namespace: dict[str, Any] = {"_run": _run, "_op": op, "_defaults": {a.name: a.default for a in op.args}}
     exec(src, namespace)  # the dataclasses way: a plain function with the table's signature
     fn = namespace[op.name]
-    fn.__annotations__ = {a.name: a.annotation for a in op.args}
+    fn.__annotations__ = {a.name: a.annotation for a in public}
     fn.__annotations__.update(backend="str | None", check_values="bool")
     fn.__doc__ = _docstring(op)
     fn.__module__ = __name__
@@ -99,7 +100,7 @@ def _public(op: OpSchema) -> Callable[..., Any]:
 
 def _docstring(op: OpSchema) -> str:
     lines = [op.doc, "", "Arguments:"]
-    lines += [f"    {a.name}: {a.doc}" for a in op.args]
+    lines += [f"    {a.name}: {a.doc}" for a in op.args if a.public]
     lines += [
         "    backend: 'auto' | 'reference' | 'triton' | 'cpu' (default $WARMKERN_BACKEND or 'auto')",
         "    check_values: validate tensor values too (a host sync); pass False inside a loop after the first call",

@@ -29,6 +29,8 @@ class Arg:
     check: the validation rule (validation.CHECKS key); shape/dtypes/opts parameterise it.
     positional: positional in the public signature (else keyword-only).
     mutable: written in place by the op (`Tensor(a!)` in the schema).
+    public: False for an op-level argument the public function does not take: another argument's
+    check fills it in (`seed: int | Tensor` becomes the op's `seed: int` + `row_seeds: Tensor?`).
     """
 
     name: str
@@ -42,6 +44,7 @@ class Arg:
     opts: tuple[tuple[str, Any], ...] = ()
     positional: bool = False
     mutable: bool = False
+    public: bool = True
 
     def opt(self, key: str, default: Any = None) -> Any:
         return dict(self.opts).get(key, default)
@@ -81,7 +84,7 @@ def _a(name: str, type_: str, annotation: str, default: Any = REQUIRED, doc: str
 LOGITS = _a("logits", "Tensor", "Tensor", doc="[B, G, V] logits of the generation region (fp32/fp16/bf16)",
             check="tensor", shape=("B", "G", "V"), dtypes="float", positional=True, opts={"min_vocab": 2})
 UNCOND = _a("uncond_logits", "Tensor?", "Tensor | None", None, "[B, G, V] unconditional logits (CFG), like logits",
-            check="tensor", shape=("B", "G", "V"), dtypes="float")
+            check="tensor", shape=("B", "G", "V"), dtypes="float", opts={"same_dtype": "logits"})
 X_READ = _a("x", "Tensor", "Tensor", doc="[B, G] int64 current tokens (mask_id = masked)",
             check="tensor", shape=("B", "G"), dtypes="int64", positional=True, opts={"ids": "V"})
 X_WRITE = _a("x", "Tensor", "Tensor", doc="[B, G] int64 current tokens, updated in place",
@@ -91,18 +94,37 @@ X_STEP = _a("x", "Tensor", "Tensor", doc="[B, G] int64 current tokens, updated i
 PROVISIONAL = _a("provisional", "Tensor", "Tensor", doc="[B, G] bool: injected draft tokens not yet confirmed",
                  check="tensor", shape=("B", "G"), dtypes="bool", positional=True, mutable=True)
 MASK_ID = _a("mask_id", "int", "int", doc="the [MASK] token id", check="token_id")
-TEMPERATURE = _a("temperature", "float", "float", 0.0, "sampling temperature (0 = greedy)",
-                 check="float", opts={"lo": 0.0})
+TEMPERATURE = _a("temperature", "float", "float", 0.0, "sampling temperature (0 = greedy; fp32(1/T) must be finite)",
+                 check="float", opts={"lo": 0.0, "finite_inverse": True})
 SCORE = _a("score", "str", "str", "prob", "confidence: prob | margin | entropy | random", check="choice",
            opts={"choices": SCORE_MODES})
 SCORE_TEMPERATURE = _a("score_temperature", "str", "str", "none", "none | sampling (score the tempered softmax)",
                        check="choice", opts={"choices": SCORE_TEMPERATURES})
 SUPPRESS = _a("suppress_ids", "int[]", "Sequence[int]", (), "token ids removed from the vocabulary (-inf)",
               check="id_list")
-DEMOTE = _a("demote_ids", "int[]", "Sequence[int]", (), "score -inf when x0 is one of these", check="id_list")
+PICK_SUPPRESS = _a("pick_suppress_ids", "int[]", "Sequence[int]", (),
+                   "token ids never proposed as x0 (they stay in the score softmax)", check="id_list")
+SCORE_SUPPRESS = _a("score_suppress_ids", "int[]", "Sequence[int]", (),
+                    "token ids left out of the softmax that scores and p_cur read (x0 may still be one)",
+                    check="id_list")
 CFG_SCALE = _a("cfg_scale", "float", "float", 0.0, "classifier-free guidance scale", check="float")
-SEED = _a("seed", "int", "int", 0, "Philox seed", check="int", opts={"lo": 0, "hi": 2**63 - 1})
-STEP = _a("step", "int", "int", 0, "Philox step counter", check="int", opts={"lo": 0, "hi": 2**32 - 1})
+SEED = _a("seed", "int", "int | Tensor", 0, "Philox seed: an int for every row, or a [B] int64 tensor of per-row seeds",
+          check="seed")
+ROW_SEEDS = _a("row_seeds", "Tensor?", "Tensor | None", None, "[B] int64 per-row seeds (from seed)", check="hidden",
+               public=False)
+STEP = _a("step", "int", "int | Tensor", 0, "Philox step counter: an int, or a 0-d int64 device tensor (graph replay)",
+          check="step")
+STEP_TENSOR = _a("step_tensor", "Tensor?", "Tensor | None", None, "0-d int64 step (from step)", check="hidden",
+                 public=False)
+TOP_K = _a("top_k", "int", "int", 0, "keep the top_k largest logits (ties stay; 0 = off), Dream's top_k",
+           check="int", opts={"lo": 0})
+TOP_P = _a("top_p", "float", "float", 1.0, "nucleus: keep the smallest head of mass > top_p (1 = off), Dream's top_p",
+           check="float", opts={"lo": 0.0, "hi": 1.0})
+PRIOR_IDS = _a("prior_ids", "Tensor?", "Tensor | None", None, "[B, G] int64 draft token per position (-1 = none)",
+               check="tensor", shape=("B", "G"), dtypes="int64", opts={"ids": "V", "allow_minus_one": True})
+PRIOR_BIAS = _a("prior_bias", "Tensor?", "float | Tensor", 0.0,
+                "logit bias of the prior token, a float or [B] (ignored without prior_ids)", check="per_row",
+                opts={"dtype": "float32", "only_with": "prior_ids"})
 LO = _a("lo", "Tensor", "int | Tensor", doc="window start per row (int or [B])", check="per_row",
         opts={"dtype": "int64", "lo": 0, "hi": "G"})
 HI = _a("hi", "Tensor", "int | Tensor", doc="window end per row (int or [B])", check="per_row",
@@ -116,9 +138,14 @@ REMASK_THRESHOLD = _a("remask_threshold", "float?", "float | None", None,
                       "remask provisional tokens with p_cur below this", check="float", opts={"lo": 0.0, "hi": 1.0})
 REMASK_MAX = _a("remask_max", "int?", "int | None", None, "at most this many remasks per row", check="int",
                 opts={"lo": 0})
+ALG_TEMP = _a("alg_temp", "float", "float", 0.0,
+              "Dream's alg_temp: commit a sample without replacement from softmax(score / alg_temp) (top-k rule)",
+              check="float", opts={"lo": 0.0, "finite_inverse": True})
 
-STATS_TAIL = (TEMPERATURE, SCORE, SCORE_TEMPERATURE, SUPPRESS, DEMOTE, CFG_SCALE, SEED, STEP)
-RULE_ARGS = (LO, HI, K, THRESHOLD, FACTOR, REMASK_THRESHOLD, REMASK_MAX)
+RANDOM = (SEED, ROW_SEEDS, STEP, STEP_TENSOR)
+STATS_TAIL = (TEMPERATURE, SCORE, SCORE_TEMPERATURE, SUPPRESS, PICK_SUPPRESS, SCORE_SUPPRESS, CFG_SCALE, *RANDOM,
+              TOP_K, TOP_P, PRIOR_IDS, PRIOR_BIAS)
+RULE_ARGS = (LO, HI, K, THRESHOLD, FACTOR, REMASK_THRESHOLD, REMASK_MAX, ALG_TEMP)
 STATS_OUT = (Output("int64", ("B", "G")), Output("float32", ("B", "G")), Output("float32", ("B", "G")))
 COUNTS_OUT = (Output("int64", ("B",)), Output("int64", ("B",)))
 
@@ -141,6 +168,9 @@ WARM_EMBED = OpSchema(
         _a("alpha", "Tensor", "float | Tensor", doc="draft weight per row (float or [B])", check="per_row",
            opts={"dtype": "float32", "lo": 0.0, "hi": 1.0}),
         _a("scale", "float", "float", 1.0, "embedding scale", check="float"),
+        _a("status", "Tensor?", "Tensor | None", None,
+           "int32 [1] error flag: set to 1 when an id was out of range (the row is zero instead)", check="status",
+           mutable=True),
     ),
     returns_arg="out",
 )
@@ -167,9 +197,10 @@ SELECT = OpSchema(
         PROVISIONAL,
         _a("mask_id", "int", "int", doc="the [MASK] token id", check="int", opts={"lo": 0}),
         *RULE_ARGS,
+        *RANDOM,
     ),
     COUNTS_OUT,
-    rules=("one_rule", "window"),
+    rules=("one_rule", "window", "alg_temp"),
 )
 
 DENOISE_STEP = OpSchema(
@@ -177,7 +208,7 @@ DENOISE_STEP = OpSchema(
     "token_stats + select fused: one denoising step, x / provisional updated in place.",
     (LOGITS, X_STEP, PROVISIONAL, UNCOND, MASK_ID, *RULE_ARGS, *STATS_TAIL),
     COUNTS_OUT,
-    rules=("score_temperature", "one_rule", "window"),
+    rules=("score_temperature", "one_rule", "window", "alg_temp"),
 )
 
 OPS: dict[str, OpSchema] = {op.name: op for op in (WARM_EMBED, TOKEN_STATS, SELECT, DENOISE_STEP)}
@@ -188,7 +219,8 @@ BACKEND_ARG = "str backend"
 def _arg_decl(arg: Arg, alias: str | None) -> str:
     t = arg.type
     if alias is not None:
-        t = f"{t}({alias}!)"
+        opt = t.endswith("?")
+        t = f"{t.rstrip('?')}({alias}!)" + ("?" if opt else "")
     return f"{t} {arg.name}"
 
 
