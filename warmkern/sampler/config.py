@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from warmkern import backends
 from warmkern import validation as V
-from warmkern.reference import SCORE_MODES
 from warmkern.warmstart import WarmStart
 
 REMASKING = ("low_confidence", "random")
 SCHEDULES = ("llada", "dream")
+ANY_VOCAB = V.INT64_MAX  # token ids are range-checked again once the vocabulary is known
 
 
 @dataclass(frozen=True)
@@ -69,24 +68,25 @@ class SamplerConfig:
             raise ValueError("threshold/factor: expected at most one of them, got both")
         if score is None:  # LLaDA's remasking argument implies the score
             score = "random" if remasking == "random" else "prob"
-        score = V.check_choice("score", score, SCORE_MODES)
+        temperature = V.check_float("temperature", temperature, lo=0.0)
+        V.check_score(score, "sampling" if schedule == "dream" and temperature > 0 else "none", temperature)  # as ops
         if remasking == "random" and score != "random":
             raise ValueError(f"score: expected 'random' (remasking='random'), got {score!r}")
         if warm_start is not None and not isinstance(warm_start, WarmStart):
             raise TypeError(f"warm_start: expected a WarmStart or None, got {type(warm_start).__name__}")
         return cls(
             steps=steps, gen_length=gen_length, block_length=block_length,
-            temperature=V.check_float("temperature", temperature, lo=0.0),
+            temperature=temperature,
             cfg_scale=V.check_float("cfg_scale", cfg_scale, lo=0.0),
-            mask_id=V.check_int("mask_id", mask_id, lo=0), score=score, schedule=schedule,
+            mask_id=V.check_id("mask_id", mask_id, ANY_VOCAB), score=score, schedule=schedule,
             threshold=V.optional(V.check_float, "threshold", threshold),
             factor=V.optional(V.check_float, "factor", factor, lo=0.0),
             logits_eos_inf=V.check_bool("logits_eos_inf", logits_eos_inf),
             confidence_eos_eot_inf=V.check_bool("confidence_eos_eot_inf", confidence_eos_eot_inf),
             logits_shift=V.check_bool("logits_shift", logits_shift),
-            eos_id=V.check_int("eos_id", eos_id, lo=0), eot_id=V.check_int("eot_id", eot_id, lo=0),
+            eos_id=V.check_id("eos_id", eos_id, ANY_VOCAB), eot_id=V.check_id("eot_id", eot_id, ANY_VOCAB),
             warm_start=warm_start, seed=V.check_int("seed", seed, lo=0, hi=V.INT64_MAX),
-            backend=V.optional(V.check_choice, "backend", backend, choices=backends.CHOICES),
+            backend=backend,  # checked by backends.resolve (once the device is known), as the ops do
             progress=V.check_bool("progress", progress), timed=V.check_bool("return_stats", return_stats),
         )
 
