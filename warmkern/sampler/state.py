@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from warmkern import backends, ops, rng
+from warmkern import backends, ops
 from warmkern.models import ModelAdapter
 from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.plan import Part, Step
 from warmkern.sampler.stats import Clock
-from warmkern.sampler.warm import EmbeddingInput, inject_tokens
+from warmkern.sampler.warm import EmbeddingInput, set_up_warm_start
 
 
 def region_start(prompt: Tensor, config: SamplerConfig) -> int:
@@ -35,6 +35,16 @@ def region_start(prompt: Tensor, config: SamplerConfig) -> int:
         raise ValueError("prompt: holds mask_id at position 0, which logits_shift=True cannot predict "
                          "(position i is read at i-1)")
     return start
+
+
+def _whole_sequence_mask(attention_mask: Tensor | None, gen_length: int, rows: int, device: torch.device
+                         ) -> Tensor | None:
+    """The prompt's attention mask extended over the answer (all ones), repeated for the CFG half."""
+    if attention_mask is None:
+        return None
+    mask = attention_mask.to(device)
+    mask = torch.cat([mask, torch.ones((mask.shape[0], gen_length), dtype=mask.dtype, device=device)], dim=1)
+    return mask.repeat(rows // mask.shape[0], 1)
 
 
 class DecodingState:
@@ -64,31 +74,16 @@ class DecodingState:
         self.provisional = torch.zeros((batch, length - start), dtype=torch.bool, device=device)
         # Infilling with CFG: the unconditional half shows what was masked in the prompt as it gets filled.
         self.mirror_keep = self.region == config.mask_id if config.cfg_scale > 0 and start < prompt_len else None
-        self.attention_mask, self.position_ids = adapter.prepare_attention_mask(self._full_mask(attention_mask))
+        full_mask = _whole_sequence_mask(attention_mask, config.gen_length, self.buffer.shape[0], device)
+        self.attention_mask, self.position_ids = adapter.prepare_attention_mask(full_mask)
         self.injected = torch.zeros((), dtype=torch.int64, device=device)
         self.embedding: EmbeddingInput | None = None
         if config.warm_start is not None:
-            self._set_up_warm_start()
-        self.steps_done = 0
-
-    def _full_mask(self, attention_mask: Tensor | None) -> Tensor | None:
-        if attention_mask is None:
-            return None
-        mask = attention_mask.to(self.device)
-        ones = torch.ones((self.batch_size, self.config.gen_length), dtype=mask.dtype, device=self.device)
-        mask = torch.cat([mask, ones], dim=1)
-        return torch.cat([mask, mask], dim=0) if self.buffer.shape[0] > self.batch_size else mask
-
-    def _set_up_warm_start(self) -> None:
-        ws, config = self.config.warm_start, self.config
-        assert ws is not None
-        prior = ws.prior().to(self.device)
-        keep = rng.keep_mask(config.seed, ws.rate, (self.batch_size, config.gen_length), device=self.device)
-        if ws.mode == "token":
             answer_flags = self.provisional[:, self.answer_offset :]
-            self.injected = inject_tokens(self.answer, answer_flags, prior, keep, config.mask_id)
-        else:
-            self.embedding = EmbeddingInput(self.adapter, ws, prior, keep, self.buffer.shape[0], self.prompt_len)
+            self.injected, self.embedding = set_up_warm_start(
+                config, adapter, self.answer, answer_flags, self.buffer.shape[0], prompt_len
+            )
+        self.steps_done = 0
 
     # ------------------------------------------------------------------ geometry and counts (region columns)
     def block_window(self, block: int) -> tuple[int, int]:

@@ -5,10 +5,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from warmkern import ops
+from warmkern import ops, rng
 from warmkern.models import ModelAdapter
+from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.plan import Step
 from warmkern.warmstart import WarmStart
+
+
+def set_up_warm_start(config: SamplerConfig, adapter: ModelAdapter, answer: Tensor, provisional: Tensor, rows: int,
+                      prompt_len: int) -> tuple[Tensor, EmbeddingInput | None]:
+    """Token mode injects into `answer` now; embedding mode returns the input mixer. Returns (injected, mixer)."""
+    ws = config.warm_start
+    assert ws is not None
+    prior = ws.prior().to(answer.device)
+    keep = rng.keep_mask(config.seed, ws.rate, tuple(answer.shape), device=answer.device)
+    if ws.mode == "token":
+        return inject_tokens(answer, provisional, prior, keep, config.mask_id), None
+    injected = torch.zeros((), dtype=torch.int64, device=answer.device)
+    return injected, EmbeddingInput(adapter, ws, prior, keep, rows, prompt_len)
 
 
 def inject_tokens(answer: Tensor, provisional: Tensor, prior: Tensor, keep: Tensor, mask_id: int) -> Tensor:
