@@ -60,7 +60,7 @@ def dream_ratios(plan: list[int], n_steps: int, device: torch.device) -> Tensor:
             continue
         ts = torch.linspace(1, DREAM_EPS, n + 1)
         ratio = 1 - ts[1:n] / ts[: n - 1]
-        rows = torch.tensor([p == n for p in plan])
+        rows = torch.tensor([steps == n for steps in plan])
         table[rows, : n - 1] = ratio
     return table.to(device)
 
@@ -137,6 +137,10 @@ class BlockPlan:
     def _granted(self, remasked: int) -> int:
         return remask_budget(remasked, self.config.steps, self.config.gen_length) if self.config.grow else 0
 
+    def _grown(self, remasks: list[int]) -> list[int]:
+        """The host plan grown by the budget of each row's remasks (unchanged unless remask_budget='extend')."""
+        return [steps + self._granted(remasked) for steps, remasked in zip(self.host, remasks)]
+
     # ------------------------------------------------------------------ stepping
     def needs_step(self) -> bool:
         """Whether step `index` runs; reads the device only where the host plan cannot tell."""
@@ -151,7 +155,7 @@ class BlockPlan:
         elif self.index > self.read_at:
             self._read(block_end=False)
         adaptive = self.config.adaptive
-        if not any(a > 0 or (not adaptive and p > self.index) for a, p in zip(self.left, self.host)):
+        if not any(owed > 0 or (not adaptive and steps > self.index) for owed, steps in zip(self.left, self.host)):
             self.finished = True
             return False
         self._check_stuck()
@@ -163,7 +167,7 @@ class BlockPlan:
         if i > 0 and config.adaptive:
             if config.grow:  # read the remasks too, and move the forced last step with the grown plan
                 owed, remasks = torch.stack([self.owed(), self.remasks]).tolist()
-                self.host = [p + self._granted(r) for p, r in zip(self.host, remasks)]
+                self.host = self._grown(remasks)
                 self.horizon = max(self.host)
                 if not any(owed):
                     self.finished = True
@@ -183,7 +187,7 @@ class BlockPlan:
         if not self.config.adaptive:
             self.host = host[2]
         elif not block_end:
-            self.host = [p + self._granted(r) for p, r in zip(self.host, self.last_remasks)]
+            self.host = self._grown(self.last_remasks)
         if block_end and self.peek is not None:
             self.next_counts = host[-2:]
         self.read_at = self.index
@@ -192,9 +196,11 @@ class BlockPlan:
         """A row whose last step committed everything (its plan before that step's remasks was used up)
         owes only what that step remasked, unless some positions have no finite logit."""
         assert self.left is not None
-        before = [p - self._granted(r) for p, r in zip(self.host, self.last_remasks)]
-        stuck = [a - r if b <= self.index else 0 for a, r, b in zip(self.left, self.last_remasks, before)]
-        if any(s > 0 for s in stuck):
+        stuck = [
+            owed - remasked if steps - self._granted(remasked) <= self.index else 0  # plan used up before the remasks
+            for owed, remasked, steps in zip(self.left, self.last_remasks, self.host)
+        ]
+        if any(count > 0 for count in stuck):
             raise RuntimeError(
                 f"generate: {sum(stuck)} answer position(s) in block {self.block} have no finite logit for any "
                 "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output "

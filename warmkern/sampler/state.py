@@ -135,21 +135,24 @@ class DecodingState:
             x0, score, p_cur = ops.token_stats(cond, self.region, **stats_kw, **call_kw)
             transfers = remasks = torch.zeros((self.batch_size,), dtype=torch.int64, device=self.device)
             for part in step.parts:
-                t, r = ops.select(score, x0, p_cur, self.region, self.provisional, mask_id=self.config.mask_id,
-                                  **self._part_arguments(part), **rule_kw, **call_kw)
-                transfers, remasks = transfers + t, remasks + r
+                part_transfers, part_remasks = ops.select(
+                    score, x0, p_cur, self.region, self.provisional, mask_id=self.config.mask_id,
+                    **self._part_arguments(part), **rule_kw, **call_kw,
+                )
+                transfers, remasks = transfers + part_transfers, remasks + part_remasks
         self.clock.add("sampler", started, self.clock.mark())
         self.steps_done += 1
         return transfers, remasks
 
     def _op_arguments(self, uncond: Tensor | None) -> tuple[dict, dict, dict]:
         """The ops' keyword arguments, in one place: (token statistics, selection rule, how to call)."""
-        c = self.config
-        ws = c.warm_start
+        config = self.config
+        ws = config.warm_start
         stats_kw = dict(
-            mask_id=c.mask_id, temperature=c.temperature, score=c.score, score_temperature=c.score_temperature,
-            suppress_ids=c.suppress_ids, demote_ids=c.demote_ids, uncond_logits=uncond, cfg_scale=c.cfg_scale,
-            seed=c.seed, step=self.steps_done,
+            mask_id=config.mask_id, temperature=config.temperature, score=config.score,
+            score_temperature=config.score_temperature, suppress_ids=config.suppress_ids,
+            demote_ids=config.demote_ids, uncond_logits=uncond, cfg_scale=config.cfg_scale, seed=config.seed,
+            step=self.steps_done,
         )
         rule_kw = dict(remask_threshold=ws.remask_threshold if ws is not None else None,
                        remask_max=ws.remask_max if ws is not None else None)
