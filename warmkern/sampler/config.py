@@ -1,7 +1,7 @@
 """`generate`'s arguments, validated once before any forward and frozen into one `SamplerConfig`.
 
 Every check goes through `warmkern.validation` (wrong type -> TypeError, bad value -> ValueError,
-"name: expected ..., got ...") and names the *public* argument: `eos_id`, never the ops' `demote_ids`.
+"name: expected ..., got ...") and names the *public* argument: `eos_id`, never the ops' `suppress_ids`.
 Checks that need the vocabulary run as soon as it is known: from the model before the first
 forward when it says, else from the first logits before any op sees them.
 """
@@ -120,11 +120,25 @@ class SamplerConfig:
 
     @property
     def suppress_ids(self) -> tuple[int, ...]:
-        return (self.eos_id,) if self.logits_eos_inf else ()
+        """-inf everywhere: EOS with logits_eos_inf; with confidence_eos_eot_inf at T = 0, EOS and EOT too.
+
+        LLaDA's `logits_with_noise[:, :, eos] = logits[:, :, eot] = -inf` writes one tensor at T = 0
+        (add_gumbel_noise returns its input), so both leave the choice *and* the confidence softmax.
+        """
+        ids = (self.eos_id,) if self.logits_eos_inf else ()
+        if self.confidence_eos_eot_inf and self.temperature == 0:
+            ids += (self.eos_id, self.eot_id)
+        return tuple(dict.fromkeys(ids))
 
     @property
-    def demote_ids(self) -> tuple[int, ...]:
-        return (self.eos_id, self.eot_id) if self.confidence_eos_eot_inf else ()
+    def pick_suppress_ids(self) -> tuple[int, ...]:
+        """LLaDA at T > 0: EOS leaves the noisy logits the token is drawn from (not the softmax)."""
+        return (self.eos_id,) if self.confidence_eos_eot_inf and self.temperature > 0 else ()
+
+    @property
+    def score_suppress_ids(self) -> tuple[int, ...]:
+        """LLaDA at T > 0: EOT leaves the softmax the confidence reads (it may still be drawn)."""
+        return (self.eot_id,) if self.confidence_eos_eot_inf and self.temperature > 0 else ()
 
     # ------------------------------------------------------------------ checks that need more than the arguments
     def check_inputs(self, prompt: object, attention_mask: object) -> None:

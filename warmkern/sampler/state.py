@@ -151,7 +151,8 @@ class DecodingState:
         stats_kw = dict(
             mask_id=config.mask_id, temperature=config.temperature, score=config.score,
             score_temperature=config.score_temperature, suppress_ids=config.suppress_ids,
-            demote_ids=config.demote_ids, uncond_logits=uncond, cfg_scale=config.cfg_scale, seed=config.seed,
+            pick_suppress_ids=config.pick_suppress_ids, score_suppress_ids=config.score_suppress_ids,
+            uncond_logits=uncond, cfg_scale=config.cfg_scale, seed=config.seed,
             step=self.steps_done,
         )
         rule_kw = dict(remask_threshold=ws.remask_threshold if ws is not None else None,
