@@ -14,6 +14,8 @@ forward and one `ops.denoise_step`. Three parts, one concern each:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import Tensor
 
@@ -51,7 +53,13 @@ def generate(
     eos_id: int = 126081,
     eot_id: int = 126348,
     warm_start: WarmStart | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] | Tensor = 0,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    alg_temp: float | None = None,
+    eps: float = 1e-3,
+    generation_logits_hook_func: Callable | None = None,
+    generation_tokens_hook_func: Callable | None = None,
     backend: str | None = None,
     progress: bool = False,
     return_stats: bool = False,
@@ -89,7 +97,8 @@ def generate(
         remasking=remasking, mask_id=mask_id, logits_eos_inf=logits_eos_inf,
         confidence_eos_eot_inf=confidence_eos_eot_inf, threshold=threshold, factor=factor, score=score,
         schedule=schedule, logits_shift=logits_shift, eos_id=eos_id, eot_id=eot_id, warm_start=warm_start, seed=seed,
-        backend=backend, progress=progress, return_stats=return_stats,
+        top_p=top_p, top_k=top_k, alg_temp=alg_temp, eps=eps, logits_hook=generation_logits_hook_func,
+        tokens_hook=generation_tokens_hook_func, backend=backend, progress=progress, return_stats=return_stats,
     )
     config.check_inputs(prompt, attention_mask)
     adapter = ModelAdapter(model, logits_shift=config.logits_shift)
