@@ -53,9 +53,10 @@ class DraftPrior:
         self.bias = beta.to(kept_region.device) if isinstance(beta, Tensor) else beta
         self.mask_id = mask_id
         self.ids = torch.empty_like(kept_region)
+        self.none = torch.full((), -1, dtype=torch.int64, device=kept_region.device)
 
     def prior_ids(self, region: Tensor) -> Tensor:
-        return torch.where(region == self.mask_id, self.kept, -1, out=self.ids)
+        return torch.where(region == self.mask_id, self.kept, self.none, out=self.ids)
 
 
 class EmbeddingInput:
