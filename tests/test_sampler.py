@@ -18,7 +18,7 @@ def _setup(b: int):
 
 
 # (batch, block_length, steps, cfg, eos flags, temperature): B=1 and B=3 (different prompt lengths),
-# one block and four blocks, steps < gen_length, CFG, EOS suppression / EOS-EOT demotion, Gumbel.
+# one block and four blocks, steps < gen_length, CFG, EOS suppression / LLaDA's EOS-EOT confidence rule, Gumbel.
 CASES = [
     (3, G, G, 0.0, False, 0.0),
     (1, 4, 8, 0.0, False, 0.0),
@@ -26,6 +26,7 @@ CASES = [
     (3, 4, 12, 1.5, False, 0.0),
     (1, G, 8, 1.5, True, 0.0),
     (3, 4, 8, 0.0, False, 1.0),
+    (3, 4, 8, 1.5, True, 1.0),
 ]
 
 
@@ -38,7 +39,7 @@ def test_cold_matches_eager_llada(b, blk, steps, cfg, eos, temp):
     got = generate(model, prompt, am, logits_eos_inf=eos, confidence_eos_eot_inf=eos, backend="reference", **kw, **ids)
     assert torch.equal(got, want)
     assert (got[:, prompt.shape[1]:] != ids["mask_id"]).all()
-    if eos:
+    if eos:  # logits_eos_inf: EOS is never drawn
         assert not (got[:, prompt.shape[1]:] == ids["eos_id"]).any()
 
 

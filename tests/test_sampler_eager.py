@@ -36,7 +36,7 @@ def prompts(tok, b: int):
 
 def logits_of(model, x, am):
     out = model(x, attention_mask=am) if am is not None else model(x)
-    return out.logits.float()
+    return (out if isinstance(out, torch.Tensor) else out.logits).float()
 
 
 def _order(conf: list[float], positions: list[int]) -> list[int]:

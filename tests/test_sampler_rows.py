@@ -125,7 +125,7 @@ def _padded_vs_alone_logits(model, prompt, am, mask_id) -> float:
     r = int(am.sum(1).argmin())  # the most padded row
     x = torch.cat([prompt, torch.full((prompt.shape[0], 8), mask_id)], 1)
     full = torch.cat([am, torch.ones((prompt.shape[0], 8), dtype=am.dtype)], 1)
-    p, m = _alone(prompt, am, r)
+    p, _ = _alone(prompt, am, r)
     xa = torch.cat([p, torch.full((1, 8), mask_id)], 1)
     with torch.no_grad():
         batch = model(x, attention_mask=full).logits[r, -8:]
