@@ -132,33 +132,74 @@ def eager_llada(
     return x
 
 
+def dream_top_p(logits, top_p):
+    """Dream's top_p_logits: sort descending, cumulative softmax, drop entries past top_p (the first past it stays)."""
+    sorted_logits, sorted_indices = torch.sort(logits, descending=True)
+    cumulative = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
+    remove = cumulative > top_p
+    remove[..., 1:] = remove[..., :-1].clone()
+    remove[..., 0] = False
+    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, sorted_indices, remove)
+    return logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+
+
+def dream_top_k(logits, top_k):
+    """Dream's top_k_logits: drop entries below the k-th largest (ties stay)."""
+    top_k = min(top_k, logits.size(-1))
+    remove = logits < torch.topk(logits, top_k)[0][..., -1, None]
+    return logits.masked_fill(remove, torch.finfo(logits.dtype).min)
+
+
+def dream_sample_tokens(logits, mask_id, score, top_p=None, top_k=None):
+    """Dream's sample_tokens at temperature 0 (x0 never mask_id: the spec's convention)."""
+    if top_p is not None and top_p < 1:
+        logits = dream_top_p(logits, top_p)
+    if top_k is not None:
+        logits = dream_top_k(logits, top_k)
+    probs = torch.softmax(logits, dim=-1)
+    candidates = probs.index_fill(-1, torch.tensor([mask_id]), -1.0)
+    confidence, x0 = candidates.max(dim=-1)
+    if score == "margin":
+        top2 = candidates.topk(2, dim=-1).values
+        confidence = top2[:, 0] - top2[:, 1].clamp(min=0)
+    elif score == "entropy":
+        confidence = torch.sum(probs * torch.log(probs + 1e-10), dim=-1)
+    return confidence, x0
+
+
+def _keep(step, x, logits):
+    return x
+
+
+def _same(step, x, logits):
+    return logits
+
+
 @torch.no_grad()
-def eager_dream(model, prompt, *, steps, gen_length, mask_id, score="prob", eps=1e-3):
-    """Dream's diffusion_generate (alg maskgit_plus / topk_margin, temperature 0, shifted logits) eagerly."""
+def eager_dream(model, prompt, *, steps, gen_length, mask_id, score="prob", eps=1e-3, top_p=None, top_k=None,
+                logits_hook=_same, tokens_hook=_keep):
+    """Dream's diffusion_generate at temperature 0 (alg maskgit_plus / topk_margin / entropy, shifted logits),
+    re-stated: hooks, top-p / top-k truncation, k = int(masked * (1 - s / t)) on linspace(1, eps, steps + 1)."""
     b, p = prompt.shape
     x = torch.full((b, p + gen_length), mask_id, dtype=torch.long)
     x[:, :p] = prompt
     timesteps = torch.linspace(1, eps, steps + 1)
+    x = tokens_hook(None, x, None)
     for i in range(steps):
         mask_index = x == mask_id
-        z = logits_of(model, x, None)
-        z = torch.cat([z[:, :1], z[:, :-1]], dim=1)  # position i is predicted at i - 1
-        prob = torch.softmax(z, dim=-1)
-        pick = z.clone()
-        pick[:, :, mask_id] = float("-inf")
-        x0 = pick.argmax(-1)
-        if score == "prob":
-            conf = prob.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-        else:
-            top = prob.clone()
-            top[:, :, mask_id] = float("-inf")
-            t2 = top.topk(2, dim=-1).values
-            conf = t2[..., 0] - t2[..., 1]
+        logits = logits_of(model, x, None)
+        logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)  # position i is predicted at i - 1
+        logits = logits_hook(i, x, logits)
+        confidence, x0 = dream_sample_tokens(logits[mask_index], mask_id, score, top_p, top_k)
         t, s = timesteps[i], timesteps[i + 1]
         num_mask = mask_index.sum() / mask_index.shape[0]
         n = int(num_mask * (1 - s / t)) if i < steps - 1 else int(num_mask)
+        full = torch.full(x.shape, -torch.inf)
+        full[mask_index] = confidence
+        proposed = torch.full_like(x, mask_id)
+        proposed[mask_index] = x0
         for r in range(b):
-            elig = [gi for gi in range(p, p + gen_length) if mask_index[r, gi]]
-            for gi in _order(conf[r].tolist(), elig)[:n]:
-                x[r, gi] = x0[r, gi]
+            for gi in _order(full[r].tolist(), [g for g in range(x.shape[1]) if mask_index[r, g]])[:n]:
+                x[r, gi] = proposed[r, gi]
+        x = tokens_hook(i, x, logits)
     return x

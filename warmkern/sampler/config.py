@@ -171,8 +171,12 @@ class SamplerConfig:
 
     @property
     def prefilled(self) -> bool:
-        """Blocks may start with tokens in place (token warm start, tokens hook): the plan reads their counts."""
-        return self.warm_mode == "token" or self.tokens_hook is not None
+        """Token warm starts fill blocks before they start: the plan reads their counts (and plans fewer steps).
+
+        Tokens written by Dream's tokens hook do not shorten the plan: Dream and LLaDA run their `steps`
+        whatever the hook wrote, and k is computed from the masks left at each step.
+        """
+        return self.warm_mode == "token"
 
     @property
     def noisy(self) -> bool:

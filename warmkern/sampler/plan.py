@@ -134,7 +134,7 @@ class BlockPlan:
         self.left: list[int] | None = None  # owed per row, as last read by the host after the block-start plan
         self.last_remasks: list[int] = []
         self.read_at = 0
-        # Token warm starts and tokens hooks change the next block's counts: read them with this block's last read.
+        # Token warm starts change the next block's counts: read them with this block's last read.
         more = config.prefilled and block + 1 < config.n_blocks
         self.peek = state.block_counts(block + 1) if more else None
         self.next_counts = None if more else counts
@@ -213,8 +213,9 @@ class BlockPlan:
         if any(count > 0 for count in stuck):
             raise RuntimeError(
                 f"generate: {sum(stuck)} answer position(s) in block {self.block} have no finite logit for any "
-                "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output "
-                "and suppress_ids"
+                "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output, "
+                "eos_id with logits_eos_inf, and any generation hook (one that masks tokens again or bans "
+                "every token)"
             )
 
     def next_step(self) -> Step:
