@@ -1,5 +1,5 @@
-"""The decoding state: sequence buffers, the CFG mirror, the warm start, the forward (with Dream's hooks) and
-the ops call."""
+"""The decoding state: sequence buffers, the warm start, one step (model call, ops, Dream's tokens hook) and the
+host reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from torch import Tensor
 from warmkern import backends, ops
 from warmkern.models import ModelAdapter
 from warmkern.sampler.config import SamplerConfig
-from warmkern.sampler.hooks import aligned, run_logits_hook, run_tokens_hook
+from warmkern.sampler.forward import ModelCall
+from warmkern.sampler.hooks import run_tokens_hook
 from warmkern.sampler.plan import Part, Step
 from warmkern.sampler.stats import Clock
 from warmkern.sampler.warm import DraftPrior, EmbeddingInput, set_up_warm_start
@@ -42,23 +43,13 @@ def region_starts(prompt: Tensor, config: SamplerConfig) -> list[int]:
     return first
 
 
-def _whole_sequence_mask(attention_mask: Tensor | None, gen_length: int, rows: int, device: torch.device
-                         ) -> Tensor | None:
-    """The prompt's attention mask extended over the answer (all ones), repeated for the CFG half."""
-    if attention_mask is None:
-        return None
-    mask = attention_mask.to(device)
-    mask = torch.cat([mask, torch.ones((mask.shape[0], gen_length), dtype=mask.dtype, device=device)], dim=1)
-    return mask.repeat(rows // mask.shape[0], 1)
-
-
 class DecodingState:
     """Buffers of one generation and the step that changes them.
 
-    `buffer` [rows, P + G]: the batch, and with CFG a second half that keeps the prompt masked and mirrors
-    the rest each step (LLaDA's un_x). The ops work on `region` = buffer[:B, start:]: the answer
-    (start = P), or from the first masked prompt column of any row when infilling (`offsets`: where each
-    row's own region starts inside it). `provisional` marks injected draft tokens the dLLM may still remask.
+    `buffer` [rows, P + G]: the batch, and with CFG a second half (`ModelCall` mirrors it). The ops work on
+    `region` = buffer[:B, start:]: the answer (start = P), or from the first masked prompt column of any row
+    when infilling (`offsets`: where each row's own region starts inside it). `provisional` marks injected
+    draft tokens the dLLM may still remask.
     """
 
     def __init__(self, adapter: ModelAdapter, prompt: Tensor, attention_mask: Tensor | None, config: SamplerConfig,
@@ -66,7 +57,6 @@ class DecodingState:
         self.adapter, self.config, self.clock = adapter, config, clock
         self.device = device = adapter.device
         self.backend = backends.resolve(config.backend, device)
-        self.vocab = adapter.vocab_size
         self.batch_size, self.prompt_len = batch, prompt_len = prompt.shape
         starts = region_starts(prompt, config)
         start = min(starts)
@@ -80,14 +70,11 @@ class DecodingState:
         self.start, self.answer_offset = start, prompt_len - start
         self.region, self.answer = self.x[:, start:], self.x[:, prompt_len:]
         self.provisional = torch.zeros((batch, length - start), dtype=torch.bool, device=device)
-        # Infilling with CFG: the unconditional half shows what was masked in the prompt as it gets filled.
-        self.mirror_keep = self.region == config.mask_id if config.cfg_scale > 0 and start < prompt_len else None
-        full_mask = _whole_sequence_mask(attention_mask, config.gen_length, self.buffer.shape[0], device)
-        self.attention_mask, self.position_ids = adapter.prepare_attention_mask(full_mask)
+        self.model_call = ModelCall(adapter, config, clock, self.buffer, batch, prompt_len, start, attention_mask)
         seed = config.seed
         self.seed = seed.to(device).expand(batch).contiguous() if isinstance(seed, Tensor) else seed
         self._set_up_warm_start()
-        self.logits_vocab: int | None = None
+        self.model_call.embedding = self.embedding
         self.steps_done = 0
         if config.tokens_hook is not None:
             run_tokens_hook(config.tokens_hook, None, self.x, None)
@@ -139,7 +126,7 @@ class DecodingState:
             rows = [*rows, self.embedding.status.to(torch.int64).expand(self.batch_size)]
         host = torch.stack(rows).tolist() if rows else []
         if self.embedding is not None:
-            self.embedding.check(host.pop()[0], self.buffer, self.logits_vocab)
+            self.embedding.check(host.pop()[0], self.buffer, self.model_call.logits_vocab)
         return host
 
     def end_block(self, block: int) -> None:
@@ -157,7 +144,7 @@ class DecodingState:
         One part is one fused denoise_step; two parts (rows of a threshold batch at different points of
         their plans) share one token_stats. Dream's tokens hook runs after the update.
         """
-        cond, uncond, hooked = self._forward(step)
+        cond, uncond, hooked = self.model_call(step, self.steps_done, self.backend)
         started = self.clock.mark()
         stats_kw, rule_kw, call_kw = self._op_arguments(uncond, step)
         if len(step.parts) == 1:
@@ -216,54 +203,6 @@ class DecodingState:
         rule = part.k is None  # threshold/factor rows
         return dict(lo=part.lo, hi=part.hi, k=part.k, threshold=self.config.threshold if rule else None,
                     factor=self.config.factor if rule else None)
-
-    def _forward(self, step: Step) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Region logits (conditional, and unconditional with CFG) from one model call, after Dream's logits
-        hook; plus the aligned full-sequence conditional logits the tokens hook gets (None without hooks)."""
-        started = self.clock.mark()
-        self._mirror()
-        inputs: dict[str, Tensor] = {"input_ids": self.buffer}
-        model_started = started
-        if self.embedding is not None:
-            embeds = self.embedding.embed(self.buffer, step, self.config.mask_id, self.backend, self.steps_done == 0)
-            inputs = {"inputs_embeds": embeds}
-            model_started = self.clock.mark()
-            self.clock.add("sampler", started, model_started)
-        logits = self.adapter.forward(**inputs, attention_mask=self.attention_mask, position_ids=self.position_ids)
-        self.clock.add("model", model_started, self.clock.mark())
-        self._check_logits(logits)
-        batch, length = self.batch_size, self.buffer.shape[1] - self.start
-        halves = [logits[:batch], logits[batch:]] if self.buffer.shape[0] > batch else [logits]
-        if self.config.logits_hook is None and self.config.tokens_hook is None:
-            regions = [self.adapter.region(h, self.start, length) for h in halves]
-            return regions[0], regions[1] if len(regions) > 1 else None, None
-        full = [aligned(h, self.config.logits_shift) for h in halves]
-        if self.config.logits_hook is not None:
-            full = [run_logits_hook(self.config.logits_hook, self.steps_done, self.x, h) for h in full]
-        return full[0][:, self.start :], full[1][:, self.start :] if len(full) > 1 else None, full[0]
-
-    def _mirror(self) -> None:
-        """CFG: the unconditional half sees the current answer (and filled prompt holes), never the prompt."""
-        if self.buffer.shape[0] == self.batch_size:
-            return
-        if self.mirror_keep is None:
-            self.buffer[self.batch_size :, self.prompt_len :].copy_(self.answer)
-        else:
-            held = torch.where(self.mirror_keep, self.region, self.config.mask_id)
-            self.buffer[self.batch_size :, self.start :].copy_(held)
-
-    def _check_logits(self, logits: Tensor) -> None:
-        """Say what the model returned (before any op would blame `x`); vocabulary checks on first sight."""
-        rows, length = self.buffer.shape
-        if tuple(logits.shape[:2]) != (rows, length):
-            raise ValueError(
-                f"model: returned logits of shape {tuple(logits.shape)}, expected [{rows}, {length}, V] "
-                f"(one row per input row, one position per input position; input shape ({rows}, {length}))"
-            )
-        if self.steps_done == 0:
-            self.logits_vocab = int(logits.shape[-1])
-            if self.logits_vocab != self.vocab:
-                self.config.check_vocab(self.logits_vocab)
 
 
 def _row_slice(value: object, row: int, offset: int) -> object:
