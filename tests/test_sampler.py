@@ -172,6 +172,27 @@ def test_nan_logits_raise_clearly():
             generate(broken, prompt, steps=8, gen_length=8, block_length=4, warm_start=ws, **kw, **special_ids(tok))
 
 
+@pytest.mark.parametrize("kw", [{}, {"temperature": 1.0}, {"threshold": 0.9}, {"cfg_scale": 1.0}])
+def test_a_plus_inf_logit_wins(kw):
+    """README's NaN/inf policy: one +inf logit (an fp16 overflow) in an otherwise finite row is that position's
+    token, with confidence 1; NaN counts as -inf."""
+    model, tok, prompt, am = _setup(2)
+    p = prompt.shape[1]
+
+    def overflowing(ids, attention_mask=None):
+        z = model(ids, attention_mask=attention_mask).logits.clone()
+        z[:2, p + 1, 30] = float("inf")  # the conditional rows (with CFG, inf - inf would be NaN)
+        z[:, p + 2, 31] = float("nan")
+        return z
+
+    x, st = generate(overflowing, prompt, am, steps=8, gen_length=8, block_length=4, backend="reference",
+                     return_stats=True, **kw, **special_ids(tok))
+    assert (x[:, p + 1] == 30).all() and (x[:, p + 2] != 31).all()
+    assert (x[:, p:] != tok.mask_token_id).all()
+    if not kw:  # confidence 1: the +inf position is committed at the first step
+        assert st.transfers_per_step[0] == [1, 1]
+
+
 @pytest.mark.parametrize(("kw", "name"), [
     ({"gen_length": 10, "block_length": 4}, "block_length"),
     ({"gen_length": 16, "block_length": 4, "steps": 6}, "steps"),
