@@ -259,11 +259,11 @@ def _host_syncs(monkeypatch, **kw) -> int:
     return n
 
 
-@pytest.mark.parametrize("warm", [None, "token", "embedding"])
+@pytest.mark.parametrize("warm", [None, "token", "embedding", "prior"])
 def test_fixed_schedules_do_not_sync_per_step(monkeypatch, warm):
     draft = torch.arange(32).reshape(2, 16) % 20
     ws = {"token": WarmStart(draft, rate=0.5, remask_threshold=0.01), "embedding": WarmStart(draft, mode="embedding"),
-          None: None}[warm]
+          "prior": WarmStart(draft, mode="prior", beta=torch.tensor([1.0, 2.0])), None: None}[warm]
     few, many = _host_syncs(monkeypatch, steps=8, warm_start=ws), _host_syncs(monkeypatch, steps=16, warm_start=ws)
     assert few == many  # the count does not grow with the number of steps
     assert many <= 4 + 24  # one per block (4 blocks) + set-up / first-step validation + final stats read-out
