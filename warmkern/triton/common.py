@@ -2,7 +2,7 @@
 
 Each helper mirrors one function of `warmkern.rng` (or of the reference's total order) operation by
 operation, in fp32, so the interpreter reproduces the reference bit for bit and a GPU build differs
-only by the last-ulp behaviour of `log` (see `fastmath`).
+only as `fastmath` documents.
 
 Seeds and steps reach the kernels as a Python int or as a device int64 tensor (so a CUDA graph can
 replay a step with an advancing step / new seeds): SEED_MODE 0 = int, 1 = 0-d tensor, 2 = one seed
@@ -14,7 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from warmkern.triton.fastmath import log_precise
+from warmkern.triton.fastmath import NEG_LN2, log2_approx, log_precise
 
 # Same constants as warmkern.rng (duplicated as literals: @triton.jit needs them as constexpr).
 TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2^-32
@@ -57,11 +57,12 @@ def uniform_from_word(w):
 
 @triton.jit
 def gumbel_from_uniform(w):
-    """rng.gumbel_from_uniform: -log(E), E = -log1p(-w) via a 3-term series below 2^-10."""
+    """rng.gumbel_from_uniform: -log(E), E = -log1p(-w) via a 3-term series below 2^-10 (the outer log
+    is the fast one on GPU: see fastmath)."""
     w2 = w * w
     series = w + w2 * 0.5 + w2 * w * THIRD
     e = tl.where(w < SERIES_CUTOFF, series, -log_precise(1.0 - w))
-    return -log_precise(e)
+    return log2_approx(e) * NEG_LN2
 
 
 @triton.jit

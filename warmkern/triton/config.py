@@ -12,8 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-GPU_BLOCK_V = 4096  # vocabulary tile on GPU: one 16-byte bf16 vector per thread with 16 warps
-GPU_STATS_WARPS = 16
+GPU_BLOCK_V = 2048  # vocabulary tile on GPU: one 16-byte bf16 vector per thread with 8 warps
+GPU_STATS_WARPS = 8
+# register caps of the stats kernels (ptxas otherwise takes ~100-160 and gets 1-2 CTAs per SM):
+# greedy loops need ~72 -> 3 CTAs of 8 warps per SM, i.e. 24 KB of prefetched logits in flight per SM;
+# T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs. kernels-report asserts 0 spills.
+GREEDY_MAXNREG = 80
+SAMPLE_MAXNREG = 128
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 GPU_BLOCK_D = 1024
 MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
@@ -28,6 +33,12 @@ def _env_int(name: str) -> int | None:
     return int(raw) if raw else None
 
 
+def on_gpu(device) -> bool:
+    """GPU launch configuration for CUDA tensors and for meta tensors (kernels-report plans GPU launches
+    from meta tensors); the interpreter configuration for CPU tensors."""
+    return device.type != "cpu"
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -40,19 +51,25 @@ class StatsConfig:
     num_warps: int
     nsplit: int = 1
     tiles_per_split: int = 1
+    maxnreg: int | None = None
 
     @property
     def tiles(self) -> int:
         return self.nsplit * self.tiles_per_split
 
+    def probe(self) -> StatsConfig:
+        """The configuration occupancy is measured on: nsplit 2, so the split-merge code is compiled in."""
+        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg)
 
-def stats_tile(vocab: int, on_gpu: bool) -> StatsConfig:
-    """The tile and warps (what the kernel is compiled for); the split is decided by `split`."""
+
+def stats_tile(vocab: int, on_gpu: bool, sample: bool) -> StatsConfig:
+    """Tile, warps and register cap (what the kernel is compiled for); `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
     warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
     tiles = -(-vocab // block_v)
-    return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles)
+    maxnreg = (SAMPLE_MAXNREG if sample else GREEDY_MAXNREG) if on_gpu else None
+    return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg)
 
 
 def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfig:
@@ -63,7 +80,7 @@ def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfi
     nsplit = forced if forced is not None else max(1, slots // max(programs, 1))
     nsplit = max(1, min(nsplit, tiles, MAX_SPLIT))
     per = -(-tiles // nsplit)
-    return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per)
+    return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per, maxnreg=cfg.maxnreg)
 
 
 def window(g: int) -> int:

@@ -26,11 +26,10 @@ from warmkern.triton.token_stats import Plan, stats_args
 @triton.jit
 def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, G, V, nsplit, tiles_per_split,
                         mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
-                        bcnt_ptr, W, ix_ptr, sc_ptr, pc_ptr, prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr, k_ptr,
-                        threshold, factor, rth, rmax, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
+                        bcnt_ptr, W, ix_ptr, kx_ptr, sc_ptr, pc_ptr, prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr,
+                        k_ptr, threshold, factor, rth, rmax, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
                         SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
-                        BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr, REMASK: tl.constexpr,
-                        BLOCK_G: tl.constexpr):
+                        BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr, REMASK: tl.constexpr):
     pid = tl.program_id(0)
     split = pid % nsplit
     b = pid // nsplit // W
@@ -45,7 +44,7 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
             mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
             HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, BLOCK, MAX_SPLIT)
         if done:
-            tl.store(ix_ptr + base + g, x0.to(tl.int32))
+            tl.store(ix_ptr + base + g, x0)
             tl.store(sc_ptr + base + g, sc)
             tl.store(pc_ptr + base + g, p_cur)
             tl.debug_barrier()
@@ -53,9 +52,8 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
                 tl.atomic_xchg(bcnt_ptr + b, 0)
                 row_last = True
     if row_last:
-        select_row(b, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b,
-                   nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax,
-                   RULE, REMASK, BLOCK_G)
+        select_row(b, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b, kx_ptr,
+                   nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
 
 
 def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None, remask_threshold=None,
@@ -74,13 +72,14 @@ def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, fac
 
     def args_for(c: config.StatsConfig) -> list:
         # counters: B*G per position, then B per row; floats: scores, p_cur, then partial states
-        ws = workspace.get(dev, b * g + b, b * g, 2 * b * g + (b * g * c.nsplit * NFIELDS if c.nsplit > 1 else 0))
+        # ints: x0, then the selection's order keys (2 per position)
+        ws = workspace.get(dev, b * g + b, 3 * b * g, 2 * b * g + (b * g * c.nsplit * NFIELDS if c.nsplit > 1 else 0))
         fl = ws.floats
         return [*head, g, v, c.nsplit, c.tiles_per_split, *tail, fl[2 * b * g:], ws.counters, ws.counters[b * g:],
-                win, ws.ints, fl, fl[b * g:], provisional, provisional.stride(0), nt, nr, lo, hi, *rtail]
+                win, ws.ints, ws.ints[b * g:], fl, fl[b * g:], provisional, provisional.stride(0), nt, nr, lo, hi,
+                *rtail]
 
-    probe = config.StatsConfig(cfg.block_v, cfg.num_warps, 2, cfg.tiles_per_split)
-    cfg = config.split(cfg, v, b * win, slots_fn(denoise_step_kernel, args_for(probe), meta, dev))
+    cfg = config.split(cfg, v, b * win, slots_fn(denoise_step_kernel, args_for(cfg.probe()), meta, dev))
     return Plan(denoise_step_kernel, (b * win * cfg.nsplit,), args_for(cfg), meta, cfg, (nt, nr))
 
 

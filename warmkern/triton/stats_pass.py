@@ -2,7 +2,7 @@
 
 A program owns one vocabulary chunk (all of it, or 1/nsplit) of a position. The loop over its full
 tiles is elementwise only: each lane keeps its own running state (`stats.tile_update`), the next
-tile is loaded before the current one is folded in (software prefetch), and the lanes are reduced
+two tiles are loaded ahead of the one being folded in (software prefetch), and the lanes are reduced
 once after the loop. Entries that must not be picked (mask_id, suppressed ids) are handled in the
 few tiles that hold them (a uniform branch), the partial last tile after the loop. On the split
 path each program stores its partial state and the position's last program (atomic counter)
@@ -92,17 +92,23 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
         sp_next = next_special(sp_ptr, sp_i, n_sp)
     te = tl.minimum(t1, n_full)
     if te > t0:
-        zn = tl.load(row_ptr + t0 * BLOCK + lanes)
-        un = zn
+        # software pipeline: tiles t+1 and t+2 are in flight while tile t is folded in
+        z1 = tl.load(row_ptr + t0 * BLOCK + lanes)
+        z2 = tl.load(row_ptr + tl.minimum(t0 + 1, te - 1) * BLOCK + lanes)
+        u1 = z1
+        u2 = z2
         if HAS_CFG:
-            un = tl.load(urow_ptr + t0 * BLOCK + lanes)
+            u1 = tl.load(urow_ptr + t0 * BLOCK + lanes)
+            u2 = tl.load(urow_ptr + tl.minimum(t0 + 1, te - 1) * BLOCK + lanes)
         for t in range(t0, te):
-            z = zn.to(tl.float32)
-            u = un.to(tl.float32)
-            nxt = tl.minimum(t + 1, te - 1) * BLOCK + lanes  # the last iteration re-reads its own tile
-            zn = tl.load(row_ptr + nxt)
+            z = z1.to(tl.float32)
+            u = u1.to(tl.float32)
+            nxt = tl.minimum(t + 2, te - 1) * BLOCK + lanes  # the last iterations re-read the last tile
+            z1 = z2
+            z2 = tl.load(row_ptr + nxt)
             if HAS_CFG:
-                un = tl.load(urow_ptr + nxt)
+                u1 = u2
+                u2 = tl.load(urow_ptr + nxt)
             vs = t * BLOCK
             z = cfg_mix(z, u, cfg1, HAS_CFG)
             if vs + BLOCK > sp_next:

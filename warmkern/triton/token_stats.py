@@ -67,10 +67,12 @@ def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temp
     head = [logits, logits.stride(0), logits.stride(1), u, u.stride(0), u.stride(1), x, x.stride(0)]
     tail = [mask_id, mask_sup, launch.fp32(1.0 / temperature if temperature > 0 else 1.0), launch.fp32(cfg_scale + 1.0),
             sp, n_sp, launch.id_tensor(tuple(demote_ids), dev), len(demote_ids), seed_v, step_v]
-    cfg = config.stats_tile(logits.shape[2], dev.type == "cuda")
+    cfg = config.stats_tile(logits.shape[2], config.on_gpu(dev), temperature > 0)
     meta = dict(HAS_CFG=uncond_logits is not None, SAMPLE=temperature > 0, SCALE_T=score_temperature == "sampling",
                 MODE=MODES[score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, BLOCK=cfg.block_v,
                 MAX_SPLIT=config.MAX_SPLIT, num_warps=cfg.num_warps, enable_fp_fusion=False)
+    if cfg.maxnreg:
+        meta["maxnreg"] = cfg.maxnreg
     return cfg, head, tail, meta
 
 
@@ -87,8 +89,7 @@ def plan(logits, x, *, mask_id, temperature=0.0, score="prob", score_temperature
         ws = workspace.get(dev, b * g, 0, b * g * c.nsplit * NFIELDS if c.nsplit > 1 else 0)
         return [*head, g, v, c.nsplit, c.tiles_per_split, *tail, ws.floats, ws.counters, *outs]
 
-    probe = config.StatsConfig(cfg.block_v, cfg.num_warps, 2, cfg.tiles_per_split)  # nsplit 2: split code present
-    cfg = config.split(cfg, v, b * g, slots_fn(token_stats_kernel, args_for(probe), meta, dev))
+    cfg = config.split(cfg, v, b * g, slots_fn(token_stats_kernel, args_for(cfg.probe()), meta, dev))
     return Plan(token_stats_kernel, (b * g * cfg.nsplit,), args_for(cfg), meta, cfg, tuple(outs))
 
 

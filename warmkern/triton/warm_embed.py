@@ -57,7 +57,7 @@ def warm_embed(weight, x, draft, keep, *, mask_id, alpha, scale=1.0, out=None):
         out = torch.empty((b, g, d), dtype=weight.dtype, device=weight.device)
     if b * g == 0 or d == 0:
         return out
-    cfg = config.embed_config(d, weight.device.type == "cuda")
+    cfg = config.embed_config(d, config.on_gpu(weight.device))
     bf16 = weight.dtype == torch.bfloat16
     dst = out.view(torch.int16) if bf16 else out
     alpha = torch.as_tensor(alpha, dtype=torch.float32, device=weight.device).reshape(-1).expand(b).contiguous()

@@ -2,7 +2,7 @@
 
 A Workspace holds int32 counters that must start at 0 (the kernels return each one to 0 before they
 finish, so zeroing happens once, at allocation: a step needs no memset launch) plus uninitialised
-int32/fp32 scratch (partial states, denoise_step's per-position results).
+int64/fp32 scratch (partial states, denoise_step's per-position results).
 
 Rules that make it safe for concurrent streams and CUDA graphs:
 - one workspace per (device, stream): kernels on different streams never share counters;
@@ -27,16 +27,16 @@ import torch
 @dataclass
 class Workspace:
     counters: torch.Tensor  # int32, zero between calls
-    ints: torch.Tensor  # int32 scratch
+    ints: torch.Tensor  # int64 scratch
     floats: torch.Tensor  # fp32 scratch
     zero_pending: bool = False  # zeroed only inside a graph capture so far
 
     @classmethod
     def allocate(cls, device: torch.device | str, counters: int, ints: int = 0, floats: int = 0) -> Workspace:
-        """A workspace with room for the given numbers of counters / int32 / fp32 scratch elements."""
+        """A workspace with room for the given numbers of counters / int64 / fp32 scratch elements."""
         device = torch.device(device)
         return cls(torch.zeros(max(counters, 1), dtype=torch.int32, device=device),
-                   torch.empty(max(ints, 1), dtype=torch.int32, device=device),
+                   torch.empty(max(ints, 1), dtype=torch.int64, device=device),
                    torch.empty(max(floats, 1), dtype=torch.float32, device=device),
                    zero_pending=_capturing(device))
 
