@@ -14,7 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from warmkern.triton.fastmath import NEG_LN2, log2_approx, log_precise
+from warmkern.triton.fastmath import NEG_LN2, log2_approx, log_precise, opaque
 
 # Same constants as warmkern.rng (duplicated as literals: @triton.jit needs them as constexpr).
 TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2^-32
@@ -84,7 +84,7 @@ def vocab_gumbel(key, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
     Counter n = row * ceil(V/4) + v // 4 (rng.vocab_words): one tl.philox call yields the four
     lanes of a group, which are interleaved back into vocabulary order.
     """
-    w0, w1, w2, w3 = philox_words(key, row, groups, vstart // 4, step, stream, BLOCK // 4)
+    w0, w1, w2, w3 = philox_words(opaque(key), row, groups, vstart // 4, step, stream, BLOCK // 4)
     words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK])
     return gumbel_from_uniform(uniform_from_word(words))
 
@@ -97,7 +97,7 @@ def position_uniform(key, step, stream, row):
     c1 = (n >> 32).to(tl.uint32)
     c2 = (n * 0 + step).to(tl.uint32)
     c3 = (n * 0 + stream).to(tl.uint32)
-    w0, _w1, _w2, _w3 = tl.philox(key, c0, c1, c2, c3)
+    w0, _w1, _w2, _w3 = tl.philox(opaque(key), c0, c1, c2, c3)
     return uniform_from_word(w0)
 
 

@@ -29,7 +29,8 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
                         bcnt_ptr, W, ix_ptr, kx_ptr, sc_ptr, pc_ptr, prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr,
                         k_ptr, threshold, factor, rth, rmax, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
                         SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
-                        BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr, REMASK: tl.constexpr):
+                        PACKED: tl.constexpr, BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr,
+                        REMASK: tl.constexpr):
     pid = tl.program_id(0)
     split = pid % nsplit
     b = pid // nsplit // W
@@ -37,12 +38,12 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
     lo = tl.load(lo_ptr + b).to(tl.int32)
     hi = tl.load(hi_ptr + b).to(tl.int32)
     row_last = (hi <= lo) & (w == 0) & (split == 0)  # an empty window: nobody else will select
-    base = b.to(tl.int64) * G
+    base = b * G  # int32 (B*G < 2^31): one register live across the loops, not two
     for g in range(lo + w, hi, W):
         done, x0, sc, p_cur = position_stats(
             logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, G, V, split, nsplit, tiles_per_split,
             mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
-            HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, BLOCK, MAX_SPLIT)
+            HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, BLOCK, MAX_SPLIT)
         if done:
             tl.store(ix_ptr + base + g, x0)
             tl.store(sc_ptr + base + g, sc)
@@ -52,8 +53,8 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
                 tl.atomic_xchg(bcnt_ptr + b, 0)
                 row_last = True
     if row_last:
-        select_row(b, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b, kx_ptr,
-                   nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
+        select_row(b, lo, hi, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b, kx_ptr, nt_ptr, nr_ptr,
+                   mask_id, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
 
 
 def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None, remask_threshold=None,

@@ -50,6 +50,10 @@ if INTERPRET:
     def log2_approx(x):
         return tl.log2(x)
 
+    @triton.jit
+    def opaque(x):
+        return x
+
 else:
     from triton.language.extra.cuda import libdevice
 
@@ -72,6 +76,16 @@ else:
         """log2(x) as one MUFU.LG2 (lg2.approx.ftz.f32): 2^-22 absolute error near 1, a few ulp elsewhere."""
         return tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
                                          is_pure=True, pack=1)
+
+
+if not INTERPRET:
+
+    @triton.jit
+    def opaque(x):
+        """x (as int64), through an asm move the compiler may not hoist: keeps the 20 Philox round keys
+        of a loop-invariant seed from being computed once and held in 20 registers across the loops."""
+        return tl.inline_asm_elementwise("mov.b64 $0, $1;", "=l,l", [x.to(tl.int64)], dtype=tl.int64,
+                                         is_pure=False, pack=1)
 
 
 @triton.jit

@@ -19,8 +19,8 @@ from warmkern.triton.stats import finalize, merge_partials, reduce_lanes
 
 @triton.jit
 def _finish(st_ptr, m, s, acc, t2, best, idx, ztb, zt, x_ptr, mask_id, dem_ptr, n_dem, key, step, MODE: tl.constexpr):
-    x0, sc, pc = finalize(m, s, acc, t2, best, idx, ztb, zt, zt, tl.load(x_ptr), mask_id, dem_ptr, n_dem, key, step,
-                          key, MODE)
+    x0, sc, pc = finalize(m, s, acc, t2, best, idx, ztb, zt, zt, tl.load(x_ptr) != mask_id, zt, mask_id, dem_ptr,
+                          n_dem, MODE)
     tl.store(x_ptr + 1, x0)
     tl.store(st_ptr, sc)
     tl.store(st_ptr + 1, pc)
@@ -53,5 +53,7 @@ def merge_probe(part_ptr, st_ptr, x_ptr, mask_id, dem_ptr, n_dem, key, step, nsp
 def select_probe(sc_ptr, x0_ptr, x_ptr, prov_ptr, key_ptr, nt_ptr, lo_ptr, k_ptr, G, mask_id, threshold, factor, rth,
                  rmax, RULE: tl.constexpr, REMASK: tl.constexpr):
     """The selection of one row (the fused kernel runs it on the row's last program)."""
-    select_row(tl.program_id(0), G, sc_ptr, G, x0_ptr, G, sc_ptr + G, G, x_ptr, G, prov_ptr, G, key_ptr, nt_ptr,
-               nt_ptr + 1, mask_id, lo_ptr, lo_ptr + 1, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
+    b = tl.program_id(0)
+    select_row(b, tl.load(lo_ptr).to(tl.int32), tl.load(lo_ptr + 1).to(tl.int32), G, sc_ptr, G, x0_ptr, G, sc_ptr + G,
+               G, x_ptr, G, prov_ptr, G, key_ptr, nt_ptr, nt_ptr + 1, mask_id, k_ptr, threshold, factor, rth, rmax,
+               RULE, REMASK)

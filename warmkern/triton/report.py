@@ -56,17 +56,25 @@ def _cache_dir() -> Path:
     return Path(triton.knobs.cache.dir) / "warmkern-ptxas"
 
 
+_ANALYSED: dict[tuple, dict] = {}
+
+
 def analyse(kernel, args: list, meta: dict, cc: int) -> dict:
     """Resources, ptxas spill line and SASS of the launch `kernel[grid](*args, **meta)` on target cc."""
     from warmkern.triton import aot, sass
 
+    src, options = aot.specialise(kernel, args, meta, cc)
+    key = (cc, src.hash(), tuple(sorted((k, str(v)) for k, v in options.items())))
+    if key in _ANALYSED:
+        return _ANALYSED[key]
     compiled = aot.compile_launch(kernel, args, meta, cc)
     use = sass.resource_usage(compiled.asm["cubin"])
     spills = sass.ptxas_spills(compiled.asm["ptx"], cc, _cache_dir())
     instrs = sass.parse(sass.disassemble(compiled.asm["cubin"]))
-    return {"regs": use["reg"], "shared": use["shared"], "local_bytes": use["local"],
-            "stack_bytes": use.get("stack", 0), "spill_bytes": spills["spill_stores"] + spills["spill_loads"],
-            "instrs": instrs}
+    _ANALYSED[key] = {"regs": use["reg"], "shared": use["shared"], "local_bytes": use["local"],
+                      "stack_bytes": use.get("stack", 0), "spill_bytes": spills["spill_stores"] + spills["spill_loads"],
+                      "instrs": instrs}
+    return _ANALYSED[key]
 
 
 def slots_on(cc: int):

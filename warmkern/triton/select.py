@@ -145,14 +145,11 @@ def select_large(b64, lo, hi, G, score_ptr, ss_b, x0_ptr, s0_b, pcur_ptr, sp_b, 
 
 
 @triton.jit
-def select_row(b, G, score_ptr, ss_b, x0_ptr, s0_b, pcur_ptr, sp_b, x_ptr, sx_b, prov_ptr, sv_b, key_ptr,
-               nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax,
-               RULE: tl.constexpr, REMASK: tl.constexpr):
-    """Selection and in-place update of the window [lo, hi) of batch row b (key_ptr: [B, 2, G] int64
-    scratch, used only by windows longer than CHUNK)."""
+def select_row(b, lo, hi, G, score_ptr, ss_b, x0_ptr, s0_b, pcur_ptr, sp_b, x_ptr, sx_b, prov_ptr, sv_b, key_ptr,
+               nt_ptr, nr_ptr, mask_id, k_ptr, threshold, factor, rth, rmax, RULE: tl.constexpr, REMASK: tl.constexpr):
+    """Selection and in-place update of the window [lo, hi) (int32) of batch row b (key_ptr: [B, 2, G]
+    int64 scratch, used only by windows longer than CHUNK)."""
     b64 = b.to(tl.int64)
-    lo = tl.load(lo_ptr + b).to(tl.int32)
-    hi = tl.load(hi_ptr + b).to(tl.int32)
     k = 0
     if RULE == 0:
         k = tl.load(k_ptr + b)
@@ -171,8 +168,10 @@ def select_kernel(G, score_ptr, ss_b, x0_ptr, s0_b, pcur_ptr, sp_b, x_ptr, sx_b,
                   nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax,
                   RULE: tl.constexpr, REMASK: tl.constexpr):
     """Grid (B,): one program per batch row."""
-    select_row(tl.program_id(0), G, score_ptr, ss_b, x0_ptr, s0_b, pcur_ptr, sp_b, x_ptr, sx_b, prov_ptr, sv_b,
-               key_ptr, nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
+    b = tl.program_id(0)
+    select_row(b, tl.load(lo_ptr + b).to(tl.int32), tl.load(hi_ptr + b).to(tl.int32), G, score_ptr, ss_b, x0_ptr,
+               s0_b, pcur_ptr, sp_b, x_ptr, sx_b, prov_ptr, sv_b, key_ptr, nt_ptr, nr_ptr, mask_id, k_ptr, threshold,
+               factor, rth, rmax, RULE, REMASK)
 
 
 def rule_args(g, k, threshold, factor, remask_threshold, remask_max, lo):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from warmkern.triton.common import position_uniform
 from warmkern.triton.fastmath import exp_neg_abs, exp_precise, log_precise
 
 NFIELDS = 7
@@ -154,9 +153,14 @@ def add_entry(m, s, acc, zt):
 
 
 @triton.jit
-def finalize(m_a, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, xcur, mask_id, dem_ptr, n_dem, key, step, row,
+def finalize(m_a, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, has_cur, u_rand, mask_id, dem_ptr, n_dem,
              MODE: tl.constexpr):
-    """(x0, score, p_cur) of one position from its full-vocabulary state (spec conventions)."""
+    """(x0, score, p_cur) of one position from its full-vocabulary state (spec conventions).
+
+    zt_mask / zt_cur: zt of mask_id and of the current token, has_cur: x != mask_id (computed before
+    the vocabulary loop, so only these few values, not x, stay live across it), u_rand: the
+    position's uniform (random score).
+    """
     m, s, acc = add_entry(m_a, s, acc, zt_mask)
     dead = (best == float("-inf")) | (best == float("inf"))  # no finite allowed logit
     # +inf reaches m (without killing the row) only through a +inf mask_id logit: the spec then takes
@@ -173,9 +177,9 @@ def finalize(m_a, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, xcur, mask_id, de
     elif MODE == 2:
         sc = tl.where(pinf, float("nan"), tl.div_rn(acc, s) - log_precise(s))
     else:
-        sc = position_uniform(key, step, 1, row)
+        sc = u_rand
     for i in range(n_dem):
         sc = tl.where(x0 == tl.load(dem_ptr + i), float("-inf"), sc)
     sc = tl.where(dead, float("-inf"), sc)
-    p_cur = tl.where((xcur != mask_id) & (~dead), tl.div_rn(exp_precise(zt_cur - mm), s), 0.0)
+    p_cur = tl.where(has_cur & (~dead), tl.div_rn(exp_precise(zt_cur - mm), s), 0.0)
     return x0, sc, p_cur

@@ -2,7 +2,7 @@
 
 A program owns one vocabulary chunk (all of it, or 1/nsplit) of a position. The loop over its full
 tiles is elementwise only: each lane keeps its own running state (`stats.tile_update`), the next
-two tiles are loaded ahead of the one being folded in (software prefetch), and the lanes are reduced
+the next tiles are loaded ahead of the one being folded in (software prefetch), and the lanes are reduced
 once after the loop. Entries that must not be picked (mask_id, suppressed ids) are handled in the
 few tiles that hold them (a uniform branch), the partial last tile after the loop. On the split
 path each program stores its partial state and the position's last program (atomic counter)
@@ -14,7 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from warmkern.triton.common import noise_key, vocab_gumbel
+from warmkern.triton.common import noise_key, position_uniform, vocab_gumbel
 from warmkern.triton.stats import finalize, lane_state, merge_partials, reduce_lanes, store_partial, tile_update
 
 FAR = tl.constexpr(2147483647)
@@ -42,6 +42,27 @@ def entry_zt(row_ptr, urow_ptr, v, V, cfg1, inv_t, sp_ptr, n_sp, HAS_CFG: tl.con
     if SCALE_T:
         z = z * inv_t
     return z
+
+
+@triton.jit
+def load_tile(row_ptr, start, PACKED: tl.constexpr, BLOCK: tl.constexpr):
+    """Raw tile [start, start + BLOCK) of a row. PACKED (bf16, 4-byte aligned rows): as int32 pairs,
+    so a prefetched tile holds BLOCK/2 registers' worth instead of one register per bf16 value."""
+    if PACKED:
+        return tl.load(row_ptr.to(tl.pointer_type(tl.int32)) + start // 2 + tl.arange(0, BLOCK // 2))
+    else:
+        return tl.load(row_ptr + start + tl.arange(0, BLOCK))
+
+
+@triton.jit
+def unpack(w, PACKED: tl.constexpr, BLOCK: tl.constexpr):
+    """fp32 values of a `load_tile` result (bf16 -> fp32 is exact: the bits go to the top half)."""
+    if PACKED:
+        lo = (w << 16).to(tl.float32, bitcast=True)
+        hi = (w & -65536).to(tl.float32, bitcast=True)
+        return tl.reshape(tl.join(lo, hi), [BLOCK])
+    else:
+        return w.to(tl.float32)
 
 
 @triton.jit
@@ -80,10 +101,11 @@ def tile_scores(z, inv_t, key, step, row, groups, vs, MODE: tl.constexpr, SAMPLE
 @triton.jit
 def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t, key, step, row,
                 HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
-                BLOCK: tl.constexpr):
+                PACKED: tl.constexpr, BLOCK: tl.constexpr):
     """State of tiles [t0, t1) of one position (tile n_full, if reached, is the partial last one)."""
     lanes = tl.arange(0, BLOCK)
     groups = (V + 3) // 4
+    DEPTH: tl.constexpr = 1 if SAMPLE else 2
     m, s, acc, t2, best, idx, ztb = lane_state(BLOCK)
     sp_i = 0
     sp_next = next_special(sp_ptr, 0, n_sp)
@@ -92,23 +114,32 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
         sp_next = next_special(sp_ptr, sp_i, n_sp)
     te = tl.minimum(t1, n_full)
     if te > t0:
-        # software pipeline: tiles t+1 and t+2 are in flight while tile t is folded in
-        z1 = tl.load(row_ptr + t0 * BLOCK + lanes)
-        z2 = tl.load(row_ptr + tl.minimum(t0 + 1, te - 1) * BLOCK + lanes)
+        # software pipeline: the next DEPTH tiles are in flight while tile t is folded in (greedy: 2,
+        # to keep ~24 KB per SM in flight; T > 0 is issue-bound and keeps its registers: 1)
+        z1 = load_tile(row_ptr, t0 * BLOCK, PACKED, BLOCK)
         u1 = z1
-        u2 = z2
         if HAS_CFG:
-            u1 = tl.load(urow_ptr + t0 * BLOCK + lanes)
-            u2 = tl.load(urow_ptr + tl.minimum(t0 + 1, te - 1) * BLOCK + lanes)
-        for t in range(t0, te):
-            z = z1.to(tl.float32)
-            u = u1.to(tl.float32)
-            nxt = tl.minimum(t + 2, te - 1) * BLOCK + lanes  # the last iterations re-read the last tile
-            z1 = z2
-            z2 = tl.load(row_ptr + nxt)
+            u1 = load_tile(urow_ptr, t0 * BLOCK, PACKED, BLOCK)
+        z2 = z1
+        u2 = u1
+        if DEPTH == 2:
+            z2 = load_tile(row_ptr, tl.minimum(t0 + 1, te - 1) * BLOCK, PACKED, BLOCK)
             if HAS_CFG:
-                u1 = u2
-                u2 = tl.load(urow_ptr + nxt)
+                u2 = load_tile(urow_ptr, tl.minimum(t0 + 1, te - 1) * BLOCK, PACKED, BLOCK)
+        for t in range(t0, te):
+            z = unpack(z1, PACKED, BLOCK)
+            u = unpack(u1, PACKED, BLOCK)
+            nxt = tl.minimum(t + DEPTH, te - 1) * BLOCK  # the last iterations re-read the last tile
+            if DEPTH == 2:
+                z1 = z2
+                z2 = load_tile(row_ptr, nxt, PACKED, BLOCK)
+                if HAS_CFG:
+                    u1 = u2
+                    u2 = load_tile(urow_ptr, nxt, PACKED, BLOCK)
+            else:
+                z1 = load_tile(row_ptr, nxt, PACKED, BLOCK)
+                if HAS_CFG:
+                    u1 = load_tile(urow_ptr, nxt, PACKED, BLOCK)
             vs = t * BLOCK
             z = cfg_mix(z, u, cfg1, HAS_CFG)
             if vs + BLOCK > sp_next:
@@ -132,8 +163,8 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
 def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, G, V, split, nsplit,
                    tiles_per_split, mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step,
                    part_ptr, cnt_ptr, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
-                   MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr, BLOCK: tl.constexpr,
-                   MAX_SPLIT: tl.constexpr):
+                   MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr, PACKED: tl.constexpr,
+                   BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr):
     """One program's share of position (b, g). Returns (done, x0, score, p_cur): `done` is true for
     the program that holds the full result (always when nsplit == 1, else the position's last)."""
     b64 = b.to(tl.int64)
@@ -144,6 +175,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     key, row, st = noise_key(seed, step, b, g64, G, SEED_MODE, STEP_PTR)
     # point loads the last program needs, issued before the loop so their latency hides behind it
     xcur = tl.load(x_ptr + b64 * sx_b + g64)
+    has_cur = xcur != mask_id
     zt_cur = entry_zt(row_ptr, urow_ptr, xcur, V, cfg1, inv_t, sp_ptr, n_sp, HAS_CFG, SCALE_T)
     zt_mask = entry_zt(row_ptr, urow_ptr, mask_id, V, cfg1, inv_t, sp_ptr, 0, HAS_CFG, SCALE_T)
     zt_mask = tl.where(mask_sup != 0, float("-inf"), zt_mask)
@@ -151,7 +183,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     t0 = split * tiles_per_split
     t1 = tl.minimum(t0 + tiles_per_split, (V + BLOCK - 1) // BLOCK)
     m, s, acc, t2, best, idx, ztb = chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
-                                                key, st, row, HAS_CFG, SAMPLE, SCALE_T, MODE, BLOCK)
+                                                key, st, row, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, BLOCK)
     done = nsplit <= 1
     if nsplit > 1:
         part = part_ptr + pos * nsplit * 7
@@ -161,6 +193,10 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
         if done:
             m, s, acc, t2, best, idx, ztb = merge_partials(part, nsplit, MODE, SAMPLE, MAX_SPLIT)
             tl.atomic_xchg(cnt_ptr + pos, 0)  # leave the counter zeroed for the next call
-    x0, sc, p_cur = finalize(m, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, xcur, mask_id, dem_ptr, n_dem,
-                             key, st, row, MODE)
+    u_rand = 0.0
+    if MODE == 3:  # after the loop: key and row need not stay live across it (recomputed, or CSE'd at T > 0)
+        key2, row2, st2 = noise_key(seed, step, b, g64, G, SEED_MODE, STEP_PTR)
+        u_rand = position_uniform(key2, st2, 1, row2)
+    x0, sc, p_cur = finalize(m, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, has_cur, u_rand, mask_id, dem_ptr,
+                             n_dem, MODE)
     return done, x0, sc, p_cur

@@ -25,7 +25,7 @@ def token_stats_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx
                        mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
                        x0_ptr, score_ptr, pcur_ptr,
                        HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
-                       SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr, BLOCK: tl.constexpr,
+                       SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr, PACKED: tl.constexpr, BLOCK: tl.constexpr,
                        MAX_SPLIT: tl.constexpr):
     """Grid (B*G*nsplit,): program -> (position, vocabulary split)."""
     pid = tl.program_id(0)
@@ -36,7 +36,7 @@ def token_stats_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx
     done, x0, sc, p_cur = position_stats(
         logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, G, V, split, nsplit, tiles_per_split,
         mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
-        HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, BLOCK, MAX_SPLIT)
+        HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, BLOCK, MAX_SPLIT)
     if done:
         tl.store(x0_ptr + pos, x0)
         tl.store(score_ptr + pos, sc)
@@ -55,6 +55,12 @@ class Plan:
     outputs: tuple  # the tensors the op returns
 
 
+def packed(*tensors) -> bool:
+    """bf16 rows that start on 4-byte boundaries: the vocabulary loop loads them as int32 pairs."""
+    return all(t.dtype == torch.bfloat16 and t.data_ptr() % 4 == 0 and t.stride(0) % 2 == 0 and t.stride(1) % 2 == 0
+               for t in tensors)
+
+
 def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature, suppress_ids, demote_ids,
                cfg_scale, seed, step):
     """(head, tail, meta): kernel arguments around the shape/split ints, shared with denoise_step."""
@@ -69,7 +75,7 @@ def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temp
             sp, n_sp, launch.id_tensor(tuple(demote_ids), dev), len(demote_ids), seed_v, step_v]
     cfg = config.stats_tile(logits.shape[2], config.on_gpu(dev), temperature > 0)
     meta = dict(HAS_CFG=uncond_logits is not None, SAMPLE=temperature > 0, SCALE_T=score_temperature == "sampling",
-                MODE=MODES[score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, BLOCK=cfg.block_v,
+                MODE=MODES[score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, PACKED=packed(logits, u), BLOCK=cfg.block_v,
                 MAX_SPLIT=config.MAX_SPLIT, num_warps=cfg.num_warps, enable_fp_fusion=False)
     if cfg.maxnreg:
         meta["maxnreg"] = cfg.maxnreg
