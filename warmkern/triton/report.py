@@ -135,12 +135,14 @@ def _probe_counts(kind: str, p, cc: int) -> tuple[int, int, int]:
 def vocab_row(kind: str, v: Variant, cc: int, b: int) -> dict:
     """One report row of a vocabulary kernel: resources, loop counts and the roofline prediction."""
     from warmkern.triton import config, hw, roofline, sass
+    from warmkern.triton.stats_pass import tiles_per_iteration
 
     p = stats_plan(kind, v, b, cc)
     a = analyse(p.kernel, p.args, p.meta, cc)
     loop = sass.vocab_loop(a["instrs"])
     warps, block = p.meta["num_warps"], p.meta["BLOCK"]
-    wipe = len(loop.path) * warps / block
+    per_tile = len(loop.path) / tiles_per_iteration(v.sampled)
+    wipe = per_tile * warps / block
     post, tail, bars = _probe_counts(kind, p, cc)
     positions = b * (LLADA["G"] if kind == "token_stats" else min(LLADA["hi"] - LLADA["lo"], config.window(LLADA["G"])))
     elements = positions * LLADA["V"]
@@ -153,7 +155,7 @@ def vocab_row(kind: str, v: Variant, cc: int, b: int) -> dict:
     row = {"kernel": kind, "variant": v.name, "arch": f"sm_{cc}", "B": b, "T": TEMPERATURE if v.sampled else 0.0,
            "score": v.score, "cfg": v.cfg, "num_warps": warps, "block_v": block, "grid": p.grid[0],
            "nsplit": p.cfg.nsplit, **{k: a[k] for k in ("regs", "shared", "local_bytes", "stack_bytes", "spill_bytes")},
-           "loop_instr": len(loop.path), "loop_bar": loop.count("BAR"), "loop_shfl": loop.count("SHFL"),
+           "loop_instr_per_tile": per_tile, "loop_bar": loop.count("BAR"), "loop_shfl": loop.count("SHFL"),
            "warp_instr_per_elem": round(wipe, 4), "post_instr": post, "tail_instr": tail, "gpu": hw.BY_CC[cc].name,
            **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in pred.items()}}
     if cc == 90:

@@ -98,14 +98,35 @@ def tile_scores(z, inv_t, key, step, row, groups, vs, MODE: tl.constexpr, SAMPLE
     return zt, pick
 
 
+def tiles_per_iteration(sample: bool) -> int:
+    """Tiles one iteration of the vocabulary loop folds (see chunk_state); kernels-report divides by it."""
+    return 1 if sample else 2
+
+
+@triton.jit
+def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, sp_ptr, n_sp, cfg1, inv_t, key, step, row,
+         groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
+         PACKED: tl.constexpr, BLOCK: tl.constexpr):
+    """Fold one full tile (raw loads) into the lane state; advances the special-id cursor."""
+    z = cfg_mix(unpack(zraw, PACKED, BLOCK), unpack(uraw, PACKED, BLOCK), cfg1, HAS_CFG)
+    if vs + BLOCK > sp_next:  # uniform branch, taken by the few tiles holding mask_id or a suppressed id
+        z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, BLOCK)
+    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
+    m, s, acc, t2, best, idx, ztb = tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
+    return m, s, acc, t2, best, idx, ztb, sp_i, sp_next
+
+
 @triton.jit
 def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t, key, step, row,
                 HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
                 PACKED: tl.constexpr, BLOCK: tl.constexpr):
-    """State of tiles [t0, t1) of one position (tile n_full, if reached, is the partial last one)."""
-    lanes = tl.arange(0, BLOCK)
+    """State of tiles [t0, t1) of one position (tile n_full, if reached, is the partial last one).
+
+    Software pipeline without register rotation: greedy loops take two tiles per iteration from two
+    load buffers, each reloaded (two tiles ahead) right after it is unpacked, so ~24 KB per SM stay
+    in flight; T > 0 is issue-bound and keeps its registers: one buffer, one tile ahead.
+    """
     groups = (V + 3) // 4
-    DEPTH: tl.constexpr = 1 if SAMPLE else 2
     m, s, acc, t2, best, idx, ztb = lane_state(BLOCK)
     sp_i = 0
     sp_next = next_special(sp_ptr, 0, n_sp)
@@ -113,50 +134,70 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
         sp_i += 1
         sp_next = next_special(sp_ptr, sp_i, n_sp)
     te = tl.minimum(t1, n_full)
-    if te > t0:
-        # software pipeline: the next DEPTH tiles are in flight while tile t is folded in (greedy: 2,
-        # to keep ~24 KB per SM in flight; T > 0 is issue-bound and keeps its registers: 1)
-        z1 = load_tile(row_ptr, t0 * BLOCK, PACKED, BLOCK)
-        u1 = z1
-        if HAS_CFG:
-            u1 = load_tile(urow_ptr, t0 * BLOCK, PACKED, BLOCK)
-        z2 = z1
-        u2 = u1
-        if DEPTH == 2:
-            z2 = load_tile(row_ptr, tl.minimum(t0 + 1, te - 1) * BLOCK, PACKED, BLOCK)
+    t_odd = t0  # first full tile the paired loop leaves to the single-tile loop
+    if not SAMPLE:
+        pairs = tl.maximum(te - t0, 0) // 2
+        if pairs > 0:
+            za = load_tile(row_ptr, t0 * BLOCK, PACKED, BLOCK)
+            zb = load_tile(row_ptr, (t0 + 1) * BLOCK, PACKED, BLOCK)
+            ua = za
+            ub = zb
             if HAS_CFG:
-                u2 = load_tile(urow_ptr, tl.minimum(t0 + 1, te - 1) * BLOCK, PACKED, BLOCK)
-        for t in range(t0, te):
-            z = unpack(z1, PACKED, BLOCK)
-            u = unpack(u1, PACKED, BLOCK)
-            nxt = tl.minimum(t + DEPTH, te - 1) * BLOCK  # the last iterations re-read the last tile
-            if DEPTH == 2:
-                z1 = z2
-                z2 = load_tile(row_ptr, nxt, PACKED, BLOCK)
+                ua = load_tile(urow_ptr, t0 * BLOCK, PACKED, BLOCK)
+                ub = load_tile(urow_ptr, (t0 + 1) * BLOCK, PACKED, BLOCK)
+            for t in range(t0, t0 + 2 * pairs, 2):
+                zc = za
+                uc = ua
+                za = load_tile(row_ptr, tl.minimum(t + 2, te - 1) * BLOCK, PACKED, BLOCK)
                 if HAS_CFG:
-                    u1 = u2
-                    u2 = load_tile(urow_ptr, nxt, PACKED, BLOCK)
-            else:
-                z1 = load_tile(row_ptr, nxt, PACKED, BLOCK)
+                    ua = load_tile(urow_ptr, tl.minimum(t + 2, te - 1) * BLOCK, PACKED, BLOCK)
+                m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
+                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, sp_ptr, n_sp, cfg1, inv_t,
+                    key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, BLOCK)
+                zc = zb
+                uc = ub
+                zb = load_tile(row_ptr, tl.minimum(t + 3, te - 1) * BLOCK, PACKED, BLOCK)
                 if HAS_CFG:
-                    u1 = load_tile(urow_ptr, nxt, PACKED, BLOCK)
-            vs = t * BLOCK
-            z = cfg_mix(z, u, cfg1, HAS_CFG)
-            if vs + BLOCK > sp_next:
-                z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, BLOCK)
-            zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
-            m, s, acc, t2, best, idx, ztb = tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
-    if t1 > n_full:
-        vs = n_full * BLOCK
-        inb = vs + lanes < V
-        z = tl.load(row_ptr + vs + lanes, mask=inb, other=float("-inf")).to(tl.float32)
+                    ub = load_tile(urow_ptr, tl.minimum(t + 3, te - 1) * BLOCK, PACKED, BLOCK)
+                m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
+                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, (t + 1) * BLOCK, sp_ptr, n_sp, cfg1,
+                    inv_t, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, BLOCK)
+        t_odd = t0 + 2 * pairs
+    if te > t_odd:
+        zn = load_tile(row_ptr, t_odd * BLOCK, PACKED, BLOCK)
+        un = zn
         if HAS_CFG:
-            u = tl.load(urow_ptr + vs + lanes, mask=inb, other=float("-inf")).to(tl.float32)
-            z = tl.where(inb, cfg_mix(z, u, cfg1, HAS_CFG), float("-inf"))
-        z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, BLOCK)
-        zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
-        m, s, acc, t2, best, idx, ztb = tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
+            un = load_tile(urow_ptr, t_odd * BLOCK, PACKED, BLOCK)
+        for t in range(t_odd, te):
+            zc = zn
+            uc = un
+            zn = load_tile(row_ptr, tl.minimum(t + 1, te - 1) * BLOCK, PACKED, BLOCK)
+            if HAS_CFG:
+                un = load_tile(urow_ptr, tl.minimum(t + 1, te - 1) * BLOCK, PACKED, BLOCK)
+            m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
+                m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, sp_ptr, n_sp, cfg1, inv_t, key,
+                step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, BLOCK)
+    if t1 > n_full:
+        m, s, acc, t2, best, idx, ztb = partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr,
+                                                     urow_ptr, n_full * BLOCK, V, sp_ptr, n_sp, cfg1, inv_t, key,
+                                                     step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, BLOCK)
     return reduce_lanes(m, s, acc, t2, best, idx, ztb, MODE, SAMPLE, BLOCK)
+
+
+@triton.jit
+def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr, vs, V, sp_ptr, n_sp, cfg1, inv_t,
+                 key, step, row, groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
+                 MODE: tl.constexpr, BLOCK: tl.constexpr):
+    """The last, partial tile of the vocabulary (masked loads; -inf past V)."""
+    lanes = tl.arange(0, BLOCK)
+    inb = vs + lanes < V
+    z = tl.load(row_ptr + vs + lanes, mask=inb, other=float("-inf")).to(tl.float32)
+    if HAS_CFG:
+        u = tl.load(urow_ptr + vs + lanes, mask=inb, other=float("-inf")).to(tl.float32)
+        z = tl.where(inb, cfg_mix(z, u, cfg1, HAS_CFG), float("-inf"))
+    z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, BLOCK)
+    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
+    return tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
 
 
 @triton.jit
