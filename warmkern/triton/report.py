@@ -250,14 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, action="append", help=f"batch size(s); default {BATCHES}")
     p.add_argument("--kernel", action="append", choices=("token_stats", "denoise_step"),
                    help="vocabulary kernel(s); default both")
+    p.add_argument("--variant", action="append", choices=[v.name for v in VARIANTS],
+                   help="vocabulary kernel variant(s); default all")
     args = p.parse_args(argv[1:])
     if _interpreting():
         # @triton.jit returned interpreter functions at import: compile in a fresh process instead
         env = {k: val for k, val in os.environ.items() if k != "TRITON_INTERPRET"}
         cmd = [sys.executable, "-m", "warmkern.triton.report", *argv[1:]]
         return subprocess.run(cmd, env=env, check=False).returncode
-    rows = all_rows(tuple(args.cc or CCS), tuple(args.batch or BATCHES), tuple(args.kernel or ("token_stats",
-                                                                                              "denoise_step")))
+    variants = [v for v in VARIANTS if not args.variant or v.name in args.variant]
+    rows = all_rows(tuple(args.cc or CCS), tuple(args.batch or BATCHES),
+                    tuple(args.kernel or ("token_stats", "denoise_step")), variants)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
