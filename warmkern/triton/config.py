@@ -12,13 +12,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import torch
+
 GPU_BLOCK_V = 2048  # vocabulary tile on GPU: one 16-byte bf16 vector per thread with 8 warps
 GPU_STATS_WARPS = 8
 # register caps of the stats kernels (ptxas otherwise takes ~100-160 and gets 1-2 CTAs per SM):
-# greedy loops need ~72 -> 3 CTAs of 8 warps per SM, i.e. 24 KB of prefetched logits in flight per SM;
-# T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs. kernels-report asserts 0 spills.
-GREEDY_MAXNREG = 80
+# greedy loops need ~72 -> 3 CTAs of 8 warps per SM on sm_90, i.e. 24 KB of prefetched logits in
+# flight per SM for 3.35-4.8 TB/s; sm_80 (1.6-2 TB/s, and ptxas needs a few more registers there)
+# keeps 2 CTAs, 16 KB. T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs.
+# kernels-report asserts 0 spills for all of them.
+GREEDY_MAXNREG = {90: 80, 80: 96}
 SAMPLE_MAXNREG = 128
+DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 GPU_BLOCK_D = 1024
 MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
@@ -37,6 +42,16 @@ def on_gpu(device) -> bool:
     """GPU launch configuration for CUDA tensors and for meta tensors (kernels-report plans GPU launches
     from meta tensors); the interpreter configuration for CPU tensors."""
     return device.type != "cpu"
+
+
+def capability(device, cc: int | None = None) -> int:
+    """The compute capability a launch on `device` is planned for (`cc` when given: kernels-report)."""
+    if cc is not None:
+        return cc
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return major * 10 + minor
+    return DEFAULT_CC
 
 
 def next_pow2(n: int) -> int:
@@ -62,13 +77,14 @@ class StatsConfig:
         return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg)
 
 
-def stats_tile(vocab: int, on_gpu: bool, sample: bool) -> StatsConfig:
-    """Tile, warps and register cap (what the kernel is compiled for); `split` decides the split."""
+def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC) -> StatsConfig:
+    """Tile, warps and register cap (what the kernel is compiled for) for a compute-capability-cc GPU;
+    `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
     warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
     tiles = -(-vocab // block_v)
-    maxnreg = (SAMPLE_MAXNREG if sample else GREEDY_MAXNREG) if on_gpu else None
+    maxnreg = (SAMPLE_MAXNREG if sample else GREEDY_MAXNREG[90 if cc >= 90 else 80]) if on_gpu else None
     return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg)
 
 

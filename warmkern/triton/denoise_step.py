@@ -59,12 +59,13 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
 
 def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None, remask_threshold=None,
          remask_max=None, temperature=0.0, score="prob", score_temperature="none", suppress_ids=(), demote_ids=(),
-         uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots) -> Plan:
-    """The denoise_step launch for these inputs (split sized from the kernel's real occupancy)."""
+         uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots, cc=None) -> Plan:
+    """The denoise_step launch for these inputs (split sized from the kernel's real occupancy; `cc`: the
+    target a meta-tensor plan is made for, else the device's)."""
     b, g, v = logits.shape
     dev = logits.device
     cfg, head, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
-                                       suppress_ids, demote_ids, cfg_scale, seed, step)
+                                       suppress_ids, demote_ids, cfg_scale, seed, step, cc)
     rtail, rmeta = rule_args(g, k, threshold, factor, remask_threshold, remask_max, lo)
     meta = {**meta, **rmeta}
     win = config.window(g)

@@ -97,7 +97,7 @@ def stats_plan(kind: str, v: Variant, b: int, cc: int):
     x = torch.empty(b, g, dtype=torch.int64, device="meta")
     kw = dict(mask_id=LLADA["mask_id"], temperature=TEMPERATURE if v.sampled else 0.0, score=v.score,
               suppress_ids=LLADA["suppress"], uncond_logits=logits if v.cfg else None, cfg_scale=1.5 if v.cfg else 0.0,
-              seed=12345, step=7, slots_fn=slots_on(cc))
+              seed=12345, step=7, slots_fn=slots_on(cc), cc=cc)
     if kind == "token_stats":
         return _mod("token_stats").plan(logits, x, **kw)
     rows = torch.empty(b, dtype=torch.int64, device="meta")

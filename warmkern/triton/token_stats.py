@@ -62,7 +62,7 @@ def packed(*tensors) -> bool:
 
 
 def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature, suppress_ids, demote_ids,
-               cfg_scale, seed, step):
+               cfg_scale, seed, step, cc=None):
     """(head, tail, meta): kernel arguments around the shape/split ints, shared with denoise_step."""
     b = logits.shape[0]
     dev = logits.device
@@ -73,7 +73,7 @@ def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temp
     head = [logits, logits.stride(0), logits.stride(1), u, u.stride(0), u.stride(1), x, x.stride(0)]
     tail = [mask_id, mask_sup, launch.fp32(1.0 / temperature if temperature > 0 else 1.0), launch.fp32(cfg_scale + 1.0),
             sp, n_sp, launch.id_tensor(tuple(demote_ids), dev), len(demote_ids), seed_v, step_v]
-    cfg = config.stats_tile(logits.shape[2], config.on_gpu(dev), temperature > 0)
+    cfg = config.stats_tile(logits.shape[2], config.on_gpu(dev), temperature > 0, config.capability(dev, cc))
     meta = dict(HAS_CFG=uncond_logits is not None, SAMPLE=temperature > 0, SCALE_T=score_temperature == "sampling",
                 MODE=MODES[score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, PACKED=packed(logits, u), BLOCK=cfg.block_v,
                 MAX_SPLIT=config.MAX_SPLIT, num_warps=cfg.num_warps, enable_fp_fusion=False)
@@ -83,12 +83,13 @@ def stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temp
 
 
 def plan(logits, x, *, mask_id, temperature=0.0, score="prob", score_temperature="none", suppress_ids=(),
-         demote_ids=(), uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots) -> Plan:
-    """The token_stats launch for these inputs: split sized from the kernel's real occupancy."""
+         demote_ids=(), uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots, cc=None) -> Plan:
+    """The token_stats launch for these inputs: split sized from the kernel's real occupancy (`cc`: the
+    target a meta-tensor plan is made for, else the device's)."""
     b, g, v = logits.shape
     dev = logits.device
     cfg, head, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
-                                       suppress_ids, demote_ids, cfg_scale, seed, step)
+                                       suppress_ids, demote_ids, cfg_scale, seed, step, cc)
     outs = [torch.empty((b, g), dtype=dt, device=dev) for dt in (torch.int64, torch.float32, torch.float32)]
 
     def args_for(c: config.StatsConfig) -> list:
