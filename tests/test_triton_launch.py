@@ -170,6 +170,20 @@ def test_warm_launches_are_capture_safe(monkeypatch):
     assert n == 0 and len(ops) == 2, (n, ops)  # n_transfer, n_remask
 
 
+def test_ops_with_check_values_false_is_capture_safe(monkeypatch):
+    """The public ops on the triton backend with check_values=False (int seed/step; lo/hi/k as tensors):
+    no host sync, no allocation but the outputs."""
+    from warmkern import ops
+
+    logits, x, prov = inputs(8)
+    kw = dict(mask_id=MASK, lo=rows(0, 1), hi=rows(G, 5), k=rows(2, 2), temperature=0.5, seed=3, step=1,
+              backend="triton", check_values=False)
+    ops.denoise_step(logits, x.clone(), prov.clone(), **kw)
+    xs, ps = x.clone(), prov.clone()
+    n, made = _count_syncs_and_allocations(monkeypatch, lambda: ops.denoise_step(logits, xs, ps, **kw))
+    assert n == 0 and len(made) == 2, (n, made)
+
+
 def test_tensor_seed_and_step_draw_what_ints_draw():
     logits, x, _ = inputs(3)
     for score in ("prob", "random"):

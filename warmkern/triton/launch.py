@@ -105,6 +105,7 @@ def slots(kernel, args: list, meta: dict, device: torch.device) -> int:
     if key not in _SLOTS:
         with device_context(device):
             compiled = kernel.warmup(*args, grid=(1,), **meta)
+            compiled._init_handles()  # loads the cubin: n_regs is known from then on
         gpu = device_gpu(device)
         per_sm = hw.blocks_per_sm(gpu, compiled.n_regs, compiled.metadata.shared, meta["num_warps"])
         _SLOTS[key] = gpu.sms * max(per_sm, 1)
