@@ -1,5 +1,5 @@
 """`generate`: LLaDA's sampler, drop-in, on warmkern's fused ops — plus Fast-dLLM modes, Dream's
-schedule and warm starting from an autoregressive draft.
+schedule and arguments (top_p, top_k, alg_temp, eps, hooks) and warm starting from an autoregressive draft.
 
 The loop is semi-autoregressive over blocks of the answer. Inside a block every step is one model
 forward and one `ops.denoise_step`. Three parts, one concern each:
@@ -8,7 +8,9 @@ forward and one `ops.denoise_step`. Three parts, one concern each:
 - `plan`: the block plan (steps per row, which rows take part in step i with which rule, growth by
   remasks, when the host reads the device: once per block for fixed schedules, plus once per step run
   beyond the block-start plan; once per step for threshold/factor);
-- `state`: buffers, CFG mirror, warm start (`warm`), the forward and the ops call;
+- `state`: buffers, counts, the host reads and the ops call (`_op_arguments`, the one place op arguments are
+  built); `forward`: the model call (CFG mirror, embedding inputs, logits checks); `warm`: the warm starts
+  (token injection, embedding mixing, the draft prior); `hooks`: Dream's generation hooks;
 - `stats`: `GenerationStats`, the one NFE definition, timing.
 """
 
