@@ -2,7 +2,7 @@
 schedule and arguments (top_p, top_k, alg_temp, eps, hooks) and warm starting from an autoregressive draft.
 
 The loop is semi-autoregressive over blocks of the answer. Inside a block every step is one model
-forward and one `ops.denoise_step`. Three parts, one concern each:
+forward and one `ops.denoise_step`. Its parts, one concern each:
 
 - `config`: the arguments, validated before any forward, frozen into one `SamplerConfig`;
 - `plan`: the block plan (steps per row, which rows take part in step i with which rule, growth by
