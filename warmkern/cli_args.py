@@ -1,0 +1,66 @@
+"""Argument handling shared by the `warmkern` subcommands: user errors are one line that names the flag, exit 2.
+
+A wrong flag is the user's mistake, not the program's: it gets `warmkern CMD: error: --flag: expected ..., got ...`
+(argparse's style and exit code) before anything slow runs, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """A bad command-line argument; the message starts with the flag it is about."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its own errors (unknown flag, bad type, missing value) raise UsageError instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """Run a subcommand body; a UsageError becomes one line on stderr and exit code 2."""
+    try:
+        return body()
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an int >= low (argparse prefixes the flag: "argument --n: expected ...")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def check_output_path(flag: str, path: Path) -> None:
+    """Fail now, not after an hour of computing, if `path` cannot be written: not a directory, and its
+    directory (created if missing) accepts a new file."""
+    if path.is_dir():
+        raise UsageError(f"{flag}: expected a file path, got the directory {str(path)!r}")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".warmkern-write-check-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot write {str(path)!r} ({e.strerror or e})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag}: cannot write {str(path)!r} (permission denied)")
