@@ -7,6 +7,7 @@ A wrong flag is the user's mistake, not the program's: it gets `warmkern CMD: er
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -47,6 +48,22 @@ def int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def finite_at_least(low: float) -> Callable[[str], float]:
+    """argparse type: a finite float >= low."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text!r}") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text}")
+        return value
+
+    parse.__name__ = f"number >= {low}"
     return parse
 
 
