@@ -209,3 +209,44 @@ def test_tune_rules_pick_fewest_nfe_within_a_point_or_most_accurate_within_cold_
     prior = [c(0.75, 2.0), c(0.77, 2.3), c(0.74, 1.9)]
     assert tune._pick_within_nfe(prior, 2.1)[1]["accuracy"] == 0.75
     assert tune._pick_within_nfe(prior, 1.0)[1]["accuracy"] == 0.77  # none that cheap: the most accurate
+
+
+@pytest.mark.skipif(bool(checkpoints.assets_missing()), reason="testbed assets missing")
+def test_kv_cached_drafter_matches_hf_generate_and_counts_its_forwards():
+    """The testbed's drafter (KV cache, rows leave the batch at EOS) writes exactly what `model.generate` writes,
+    and a row's forwards are its tokens up to and including EOS (one prefill + one per further token)."""
+    from warmkern.testbed import drafting, quickdecode
+
+    torch.set_num_threads(1)
+    pair = checkpoints.load_pair("calibrated")
+    probs = task.problems("validation", 12)
+    prompts = [p.prompt + data.DRAFT_SEP for p in probs]
+    ids, forwards = drafting.greedy_generate(pair.drafter, pair.atok, prompts, drafting.MAX_NEW_TOKENS)
+    assert pair.atok.batch_decode(ids) == quickdecode.drafter_greedy(pair.drafter, pair.atok, prompts, 64)
+    assert forwards == [len(r) + 1 for r in ids] and len(set(forwards)) > 1  # every row ended with EOS
+    capped, fw = drafting.greedy_generate(pair.drafter, pair.atok, prompts[:2], 5)
+    assert fw == [5, 5] and [len(r) for r in capped] == [5, 5] and capped == [r[:5] for r in ids[:2]]
+    alone = drafting.draft_problems(pair, probs[:3], 1)
+    batched = drafting.draft_problems(pair, probs[:3], 3)
+    assert torch.equal(torch.cat(alone.batches), batched.batches[0]) and alone.forwards == batched.forwards
+    assert len(alone.batch_seconds) == 3 and alone.seconds == pytest.approx(sum(alone.batch_seconds))
+
+
+@pytest.mark.skipif(bool(checkpoints.assets_missing(tuple(checkpoints.DLLM_DIRS))), reason="testbed assets missing")
+def test_uncalibrated_dllm_ships_small_and_cannot_judge_visible_tokens():
+    """The phase-1 dLLM is the stand-in for an off-the-shelf model: shipped (<= 4 MB), loadable beside the
+    calibrated one, and trained like LLaDA (masked positions only), so p(token) of a *correct* visible token
+    is mostly low - what makes remasking fail on it."""
+    from warmkern.testbed.calibration import visible_token_probs
+
+    weights = checkpoints.DLLM_DIRS["uncalibrated"] / "model.safetensors"
+    assert weights.stat().st_size <= 4 * 2**20
+    torch.set_num_threads(1)
+    cal, unc = checkpoints.load_pair("calibrated"), checkpoints.load_pair("uncalibrated")
+    assert (unc.dllm_name, cal.dllm_name) == ("uncalibrated", "calibrated")
+    assert cal.dtok.get_vocab() == unc.dtok.get_vocab()  # one tokenizer: the drafts serve both
+    probs = task.problems("validation", 32)
+    ids, pm, gold = data.dllm_batch(unc.dtok, probs, checkpoints.GEN_LENGTH)
+    p_unc = visible_token_probs(unc.dllm, ids, pm, gold)
+    p_cal = visible_token_probs(cal.dllm, ids, pm, gold)
+    assert float((p_unc < 0.5).float().mean()) > 0.5 and float((p_cal < 0.5).float().mean()) < 0.02
