@@ -8,6 +8,7 @@ from pathlib import Path
 from warmkern.testbed.methods import RowResult
 
 DLLM_TITLES = {"calibrated": "calibrated dLLM (phase 2, shipped)", "uncalibrated": "uncalibrated dLLM (phase 1)"}
+MARKERS = {None: "*", 32: "o", 8: "s"}  # drafter alone, one block, semi-autoregressive
 HEAD = ("| method | settings | accuracy (95% CI) | dLLM NFE | NFE vs cold | drafter fwd | ms/sample @batch "
         "| ms/sample alone | sampler / model time | remasks / sample |")
 
@@ -98,7 +99,7 @@ def plot(rows: list[RowResult], path: Path, title: str = "") -> None:
         lo, hi = s["ci95"]
         where = "" if s["dllm"] is None else f" [{s['dllm']}, block {s['block_length']}]"
         ax.errorbar([x], [100 * s["accuracy"]], yerr=[[100 * (s["accuracy"] - lo)], [100 * (hi - s["accuracy"])]],
-                    fmt="o" if s["block_length"] != 8 else "s", capsize=3,
+                    fmt=MARKERS.get(s["block_length"], "^"), capsize=3,
                     label=f"{s['method']}{where} ({s['params']})")
     ax.set_xlabel("mean NFE per sample (dLLM forward passes; drafter alone plotted at 0)")
     ax.set_ylabel("exact-match accuracy (%), 95% CI")
