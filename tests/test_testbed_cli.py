@@ -87,14 +87,32 @@ def test_tune_writes_its_dllm_entry_and_keeps_the_others(monkeypatch, tmp_path):
 
     def fake_tune(dllm, probs, batch, seed, keys, previous):
         seen.update(dllm=dllm, n=len(probs), keys=keys, previous=previous)
-        return {"tau": 0.8}, {"grid": "log"}
+        return {"tau": 0.8}, {"n": len(probs), "rows": {"prior_tau": "new grid"}}
 
     monkeypatch.setattr(tune, "tune", fake_tune)
     out, log = tmp_path / "hp.json", tmp_path / "log.json"
     out.write_text(json.dumps({"calibrated": {"tau": 0.7}}))
+    log.write_text(json.dumps({"uncalibrated": {"n": 300, "rows": {"token_remask": "old grid"}}}))
     rc = eval_cli.main(["eval", "--split", "validation", "--tune", "--dllm", "uncalibrated", "--n", "5",
                         "--methods", "token_remask,prior_tau", "--hparams-out", str(out), "--json", str(log)])
     assert rc == 0
     assert json.loads(out.read_text()) == {"calibrated": {"tau": 0.7}, "uncalibrated": {"tau": 0.8}}
-    assert json.loads(log.read_text()) == {"uncalibrated": {"grid": "log"}}
+    # the grids of rows not re-tuned stay in the log
+    assert json.loads(log.read_text()) == {"uncalibrated": {"n": 5, "rows": {"token_remask": "old grid",
+                                                                           "prior_tau": "new grid"}}}
     assert seen["dllm"] == "uncalibrated" and seen["n"] == 5 and seen["keys"] == ("token_remask", "prior_tau")
+
+
+def test_tune_grid_has_prior_points_once_warmstart_has_the_prior(monkeypatch):
+    from warmkern import warmstart
+    from warmkern.testbed import tune
+
+    keys = ("prior_tau", "prior_topk")
+    monkeypatch.setattr(warmstart, "MODES", ("token", "embedding"))
+    assert tune._grid(keys) == []
+    monkeypatch.setattr(warmstart, "MODES", ("token", "embedding", "prior"))
+    grid = tune._grid(keys)
+    taus = {(m.beta, m.threshold) for k, m in grid if k == "prior_tau"}
+    assert taus == {(b, t) for b in tune.BETAS for t in tune.TAUS}
+    assert {m.beta for k, m in grid if k == "prior_topk"} == set(tune.BETAS)
+    assert all(m.mode == "prior" and m.kind == "warm" for _, m in grid)

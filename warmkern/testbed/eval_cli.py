@@ -92,10 +92,14 @@ def _check(args: argparse.Namespace) -> None:
             check_output_path(flag, path)
 
 
-def _merge_write(path: Path, entries: dict) -> None:
-    """Write `entries` (dLLM name -> value) into the JSON object at `path`, keeping its other dLLMs' entries."""
+def _merge_write(path: Path, dllm: str, value: dict, merge_key: str | None = None) -> None:
+    """Write `value` as the `dllm` entry of the JSON object at `path`, keeping the other dLLMs' entries (and,
+    with `merge_key`, the sub-entries of that key that this run did not redo, e.g. other rows' tuning grids)."""
     stored = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps(stored | entries, indent=1) + "\n")
+    old = stored.get(dllm, {})
+    if merge_key and merge_key in old:
+        value = value | {merge_key: old[merge_key] | value.get(merge_key, {})}
+    path.write_text(json.dumps(stored | {dllm: value}, indent=1) + "\n")
 
 
 def _tune(args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
@@ -107,8 +111,8 @@ def _tune(args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
         previous = load_hparams(args.hparams, d)[0] if args.hparams.is_file() else None
         hp, log = tune(d, probs, batch=args.batch, seed=args.seed, keys=keys, previous=previous)
         if args.json:
-            _merge_write(args.json, {d: log})
-        _merge_write(args.hparams_out, {d: hp})
+            _merge_write(args.json, d, log, merge_key="rows")
+        _merge_write(args.hparams_out, d, hp)
     return 0
 
 
