@@ -10,13 +10,21 @@ import pytest
 from warmkern import cli, tiny
 
 
-def test_generate_cli_cold_and_warm(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """The tiny dLLM and drafter saved as a user's local checkpoints."""
+    root = tmp_path_factory.mktemp("models")
     model, tok = tiny.dllm()
-    model.save_pretrained(tmp_path / "dllm")
-    tok.save_pretrained(tmp_path / "dllm")
+    model.save_pretrained(root / "dllm")
+    tok.save_pretrained(root / "dllm")
     aux, aux_tok = tiny.drafter()
-    aux.save_pretrained(tmp_path / "draft")
-    aux_tok.save_pretrained(tmp_path / "draft")
+    aux.save_pretrained(root / "draft")
+    aux_tok.save_pretrained(root / "draft")
+    return root
+
+
+def test_generate_cli_cold_and_warm(saved, capsys):
+    tmp_path = saved
     base = ["generate", "--model", str(tmp_path / "dllm"), "--prompt", "tom has 3 apples", "--prompt", "how many",
             "--gen-length", "8", "--block-length", "4", "--steps", "4", "--stats"]
     assert cli.main(base) == 0
@@ -34,19 +42,6 @@ def test_generate_cli_cold_and_warm(tmp_path, capsys):
                      "--remask-budget", "fixed"]) == 0
     fixed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert fixed["steps_per_block"] == [2, 2] and fixed["remasked"] == fixed["injected"] > 0
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """The tiny dLLM and drafter saved as a user's local checkpoints."""
-    root = tmp_path_factory.mktemp("models")
-    model, tok = tiny.dllm()
-    model.save_pretrained(root / "dllm")
-    tok.save_pretrained(root / "dllm")
-    aux, aux_tok = tiny.drafter()
-    aux.save_pretrained(root / "draft")
-    aux_tok.save_pretrained(root / "draft")
-    return root
 
 
 def _one_line_error(capsys, rc: int, flag: str, loaded: bool = False) -> str:

@@ -35,36 +35,28 @@ def run(prog: str, body: Callable[[], int]) -> int:
         return 2
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """argparse type: an int >= low (argparse prefixes the flag: "argument --n: expected ...")."""
-
-    def parse(text: str) -> int:
+def _at_least(low: float, convert: Callable[[str], float], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text!r}") from None
+        if not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(f"expected {what} >= {low}, got {text}")
         return value
 
-    parse.__name__ = f"int >= {low}"
+    parse.__name__ = f"{what} >= {low}"
     return parse
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an int >= low (argparse prefixes the flag: "argument --n: expected ...")."""
+    return _at_least(low, int, "an int")  # type: ignore[return-value]
 
 
 def finite_at_least(low: float) -> Callable[[str], float]:
     """argparse type: a finite float >= low."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text!r}") from None
-        if not math.isfinite(value) or value < low:
-            raise argparse.ArgumentTypeError(f"expected a finite number >= {low}, got {text}")
-        return value
-
-    parse.__name__ = f"number >= {low}"
-    return parse
+    return _at_least(low, float, "a finite number")
 
 
 def check_output_path(flag: str, path: Path) -> None:
