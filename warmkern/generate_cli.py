@@ -169,6 +169,7 @@ def _warm_start(args: argparse.Namespace, tok: Any, prompts: list[Any], dtype: t
 def _main(prog: str, rest: list[str]) -> int:
     args = _parser(prog).parse_args(rest)
     _check(args)
+    # transformers and the sampler load only now (seconds), so a mistyped flag fails at once
     from transformers import AutoTokenizer
 
     from warmkern.sampler import generate

@@ -18,6 +18,7 @@ import torch
 
 from warmkern.cli_args import Parser, UsageError, check_output_path, int_at_least, run
 from warmkern.testbed import checkpoints, task
+from warmkern.testbed import tune as tuning
 from warmkern.testbed.checkpoints import GEN_LENGTH
 from warmkern.testbed.methods import DEMO_ROW_KEYS, HPARAMS_PATH, ROW_KEYS, load_hparams, methods_from_hparams
 from warmkern.testbed.report import format_table, plot, rows_to_json
@@ -103,13 +104,11 @@ def _merge_write(path: Path, dllm: str, value: dict, merge_key: str | None = Non
 
 
 def _tune(args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
-    from warmkern.testbed.tune import WARM_KEYS, tune
-
-    keys = tuple(k for k in _methods_arg(args.methods, WARM_KEYS) if k in WARM_KEYS)
+    keys = tuple(k for k in _methods_arg(args.methods, tuning.WARM_KEYS) if k in tuning.WARM_KEYS)
     probs = task.problems("validation", args.n)
     for d in dllms:
         previous = load_hparams(args.hparams, d)[0] if args.hparams.is_file() else None
-        hp, log = tune(d, probs, batch=args.batch, seed=args.seed, keys=keys, previous=previous)
+        hp, log = tuning.tune(d, probs, batch=args.batch, seed=args.seed, keys=keys, previous=previous)
         if args.json:
             _merge_write(args.json, d, log, merge_key="rows")
         _merge_write(args.hparams_out, d, hp)
