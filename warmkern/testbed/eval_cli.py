@@ -129,13 +129,14 @@ def _eval(cmd: str, args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
               f"at batch 1); hyper-parameters from {source}")
     print(header)
     print(format_table(rows))
+    summary = rows_to_json(rows)
     if args.json:  # before the plot: a plotting failure must not lose the numbers
         args.json.write_text(json.dumps({
             "split": args.split, "n": args.n, "seed": args.seed, "batch": args.batch, "alone_n": setting.latency_n,
             "gen_length": GEN_LENGTH, "block_lengths": list(blocks), "hparams": {d: hp for d, (hp, _) in hps.items()},
-            "hparams_tuned": {d: t for d, (_, t) in hps.items()}, "rows": rows_to_json(rows)}, indent=1))
+            "hparams_tuned": {d: t for d, (_, t) in hps.items()}, "rows": summary}, indent=1))
     if args.plot:
-        plot(rows, args.plot, title=header)
+        plot(summary, args.plot, title=header)
     return 0
 
 

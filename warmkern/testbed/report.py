@@ -83,8 +83,9 @@ def format_table(rows: list[RowResult]) -> str:
     return "\n".join(out)
 
 
-def plot(rows: list[RowResult], path: Path, title: str = "") -> None:
-    """Accuracy against mean NFE per method (matplotlib is an optional extra: `pip install warmkern[plot]`)."""
+def plot(rows: list[dict], path: Path, title: str = "") -> None:
+    """Accuracy against mean NFE, one panel per dLLM: colour = method, marker = block length (JSON rows, so a
+    saved table can be re-plotted). matplotlib is an optional extra: `pip install warmkern[plot]`."""
     try:
         import matplotlib
 
@@ -93,20 +94,26 @@ def plot(rows: list[RowResult], path: Path, title: str = "") -> None:
     except ImportError:
         print("warmkern eval --plot: matplotlib is not installed (pip install 'warmkern[plot]'); no plot written")
         return
-    fig, ax = plt.subplots(figsize=(8.5, 6))
-    for s in rows_to_json(rows):
-        x = 0.0 if s["mean_nfe"] is None else s["mean_nfe"]
-        lo, hi = s["ci95"]
-        where = "" if s["dllm"] is None else f" [{s['dllm']}, block {s['block_length']}]"
-        ax.errorbar([x], [100 * s["accuracy"]], yerr=[[100 * (s["accuracy"] - lo)], [100 * (hi - s["accuracy"])]],
-                    fmt=MARKERS.get(s["block_length"], "^"), capsize=3,
-                    label=f"{s['method']}{where} ({s['params']})")
-    ax.set_xlabel("mean NFE per sample (dLLM forward passes; drafter alone plotted at 0)")
-    ax.set_ylabel("exact-match accuracy (%), 95% CI")
-    ax.set_title(title, fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=5, loc="lower right")
-    fig.tight_layout()
+    dllms = list(dict.fromkeys(r["dllm"] for r in rows if r["dllm"] is not None)) or [None]
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(names)}
+    fig, axes = plt.subplots(1, len(dllms), figsize=(6 * len(dllms), 5.5), sharey=True, squeeze=False)
+    for ax, dllm in zip(axes[0], dllms):
+        for r in (r for r in rows if r["dllm"] in (dllm, None)):
+            lo, hi = r["ci95"]
+            ax.errorbar([r["mean_nfe"] or 0.0], [100 * r["accuracy"]], capsize=3, color=colours[r["method"]],
+                        yerr=[[100 * (r["accuracy"] - lo)], [100 * (hi - r["accuracy"])]],
+                        fmt=MARKERS.get(r["block_length"], "^"), markersize=7)
+        ax.set_title(DLLM_TITLES.get(dllm, str(dllm)), fontsize=9)
+        ax.set_xlabel("mean dLLM NFE per sample (drafter alone at 0)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("exact-match accuracy (%), 95% CI")
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="", label=m) for m in names]
+    handles += [plt.Line2D([], [], color="grey", marker=MARKERS[b], linestyle="", label=f"block_length {b}")
+                for b in sorted({r["block_length"] for r in rows if r["block_length"]}, reverse=True)]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout(rect=(0, 0.14, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
