@@ -20,10 +20,9 @@ from collections.abc import Sequence
 import torch
 
 from warmkern import rng
+from warmkern.schema import SCORE_MODES, SCORE_TEMPERATURES  # noqa: F401  (part of the spec)
 
 NEG_INF = float("-inf")
-SCORE_MODES = ("prob", "margin", "entropy", "random")
-SCORE_TEMPERATURES = ("none", "sampling")
 
 
 # ----------------------------------------------------------------------------- warm_embed

@@ -8,14 +8,16 @@ after validating once (the sampler does).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
-from warmkern.reference import SCORE_MODES, SCORE_TEMPERATURES
+from warmkern.schema import SCORE_MODES, SCORE_TEMPERATURES, Arg, OpSchema
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 INT64_MAX = 2**63 - 1
+T = TypeVar("T")
 
 
 def _fail(name: str, expected: str, got: object) -> None:
@@ -140,3 +142,159 @@ def per_row_tensor(
         ilo = int(lo) if lo is not None else -INT64_MAX
         v = check_int(name, value, lo=ilo, hi=int(hi) if hi is not None else INT64_MAX)
     return torch.full((b,), v, dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------- schema-driven validation
+_DTYPES = {
+    "float": FLOAT_DTYPES,
+    "float32": (torch.float32,),
+    "int64": (torch.int64,),
+    "bool": (torch.bool,),
+}
+
+
+class _Ctx:
+    """What validation has learnt so far: bound shape symbols, the device, the tensors seen."""
+
+    def __init__(self, check_values: bool) -> None:
+        self.check_values = check_values
+        self.dims: dict[str, int] = {}
+        self.device: torch.device | None = None
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def size(self, value: object) -> object:
+        """A bound for a range check: a number, or a shape symbol resolved to its size."""
+        return self.dims[value] if isinstance(value, str) else value
+
+
+def _check_tensor_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
+    if value is None and arg.default is None:
+        return None
+    shape = [ctx.dims.get(s) for s in arg.shape]
+    t = check_tensor(arg.name, value, dtypes=_DTYPES[arg.dtypes], ndim=len(arg.shape), shape=shape, device=ctx.device)
+    if ctx.device is None:
+        ctx.device = t.device
+    for sym, n in zip(arg.shape, t.shape):
+        ctx.dims.setdefault(sym, n)
+    min_vocab = arg.opt("min_vocab")
+    if min_vocab is not None and ctx.dims["V"] < min_vocab:
+        _fail(arg.name, f"a vocabulary of at least {min_vocab} entries", f"shape {tuple(t.shape)}")
+    ids = arg.opt("ids")
+    if ids is not None and ctx.check_values:
+        check_ids(arg.name, t, ctx.dims[ids], allow_minus_one=arg.opt("allow_minus_one", False))
+    ctx.tensors[arg.name] = t
+    return t
+
+
+def _check_out_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor:
+    """warm_embed's optional output: allocated here when absent, else weight's dtype, [B, G, D], contiguous."""
+    weight = ctx.tensors["weight"]
+    shape = (ctx.dims["B"], ctx.dims["G"], ctx.dims["D"])
+    if value is None:
+        return torch.empty(shape, dtype=weight.dtype, device=ctx.device)
+    out = check_tensor(arg.name, value, dtypes=(weight.dtype,), ndim=3, shape=shape, device=ctx.device)
+    if not out.is_contiguous():
+        _fail(arg.name, "a contiguous tensor", f"stride {out.stride()}")
+    return out
+
+
+def _check_float_arg(arg: Arg, value: object, ctx: _Ctx) -> float | None:
+    if value is None and arg.default is None:
+        return None
+    return check_float(arg.name, value, lo=arg.opt("lo"), hi=arg.opt("hi"))
+
+
+def _check_int_arg(arg: Arg, value: object, ctx: _Ctx) -> int | None:
+    if value is None and arg.default is None:
+        return None
+    return check_int(arg.name, value, lo=arg.opt("lo", 0), hi=arg.opt("hi", INT64_MAX))
+
+
+def _check_choice_arg(arg: Arg, value: object, ctx: _Ctx) -> str:
+    choices = arg.opt("choices")
+    if value not in choices:
+        _fail(arg.name, f"one of {choices}", repr(value))
+    return value  # type: ignore[return-value]
+
+
+def _check_per_row_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
+    if value is None and arg.default is None:
+        return None
+    dtype = getattr(torch, arg.opt("dtype"))
+    lo, hi = arg.opt("lo"), arg.opt("hi")
+    return per_row_tensor(arg.name, value, ctx.dims["B"], ctx.device, dtype=dtype, check_values=ctx.check_values,
+                          lo=None if lo is None else ctx.size(lo), hi=None if hi is None else ctx.size(hi))
+
+
+CHECKS = {
+    "tensor": _check_tensor_arg,
+    "out": _check_out_arg,
+    "token_id": lambda arg, value, ctx: check_id(arg.name, value, ctx.dims["V"]),
+    "id_list": lambda arg, value, ctx: check_id_list(arg.name, value, ctx.dims["V"]),
+    "float": _check_float_arg,
+    "int": _check_int_arg,
+    "choice": _check_choice_arg,
+    "per_row": _check_per_row_arg,
+}
+
+
+def _rule_score_temperature(v: dict[str, Any], ctx: _Ctx) -> None:
+    if v["score_temperature"] == "sampling" and v["temperature"] == 0:
+        _fail("score_temperature", "'none' when temperature == 0 ('sampling' divides by T)", "'sampling'")
+
+
+def _rule_one_rule(v: dict[str, Any], ctx: _Ctx) -> None:
+    chosen = [n for n in ("k", "threshold", "factor") if v[n] is not None]
+    if len(chosen) != 1:
+        raise ValueError(f"k/threshold/factor: expected exactly one of them, got {chosen or 'none'}")
+
+
+def _rule_window(v: dict[str, Any], ctx: _Ctx) -> None:
+    if ctx.check_values and bool((v["lo"] > v["hi"]).any()):
+        raise ValueError("lo/hi: expected lo <= hi for every row")
+
+
+RULES = {"score_temperature": _rule_score_temperature, "one_rule": _rule_one_rule, "window": _rule_window}
+
+
+def validate(op: OpSchema, values: dict[str, Any], check_values: bool) -> tuple[dict[str, Any], torch.device]:
+    """Check and normalise one call's arguments by the op's schema (warmkern.schema), in table order.
+
+    Returns the values the backends get (per-row arguments as [B] tensors, id lists as tuples,
+    warm_embed's `out` allocated) and the device of the call. Value checks that need a host sync
+    run only with check_values.
+    """
+    ctx = _Ctx(check_values)
+    out = {arg.name: CHECKS[arg.check](arg, values[arg.name], ctx) for arg in op.args}
+    for rule in op.rules:
+        RULES[rule](out, ctx)
+    assert ctx.device is not None  # every op has a required tensor argument
+    return out, ctx.device
+
+
+# ----------------------------------------------------------------------------- shared by generate / WarmStart
+# The rule everywhere: a wrong *type* raises TypeError, the right type with a bad *value* raises ValueError,
+# and the message reads "name: expected ..., got ...".
+class DTypeError(TypeError, ValueError):
+    """A tensor of the wrong dtype. A TypeError by the rule; also a ValueError because `generate` raised
+    ValueError for a non-int64 prompt before the dialects were unified, and callers may catch that."""
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """One of a fixed set of strings (same message as check_score for a string outside the set)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {tuple(choices)}, got {type(value).__name__}")
+    if value not in choices:
+        _fail(name, f"one of {tuple(choices)}", repr(value))
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return value
+
+
+def optional(check: Callable[..., T], name: str, value: object, **bounds: object) -> T | None:
+    """None passes through; anything else goes through `check(name, value, **bounds)`."""
+    return None if value is None else check(name, value, **bounds)
