@@ -51,7 +51,9 @@ def _parser(cmd: str) -> Parser:
                     help="problems decoded one at a time (batch 1) for the per-request wall time")
     ap.add_argument("--json", type=Path, default=None, help="write the rows (or, with --tune, the grid) here")
     ap.add_argument("--plot", type=Path, default=None)
-    ap.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--threads", type=int_at_least(1), default=1,
+                    help="torch CPU threads (default 1: the testbed's models are tiny; on a shared 2-core machine the "
+                    "demo took 2.5 min with 1 thread and 7.6 min with 2, whose OpenMP workers spin-wait)")
     ap.add_argument("--hparams", type=Path, default=HPARAMS_PATH, help="hyper-parameters to read")
     ap.add_argument("--tune", action="store_true", help="grid-search hyper-parameters (validation split only)")
     ap.add_argument("--hparams-out", type=Path, default=None,
@@ -148,9 +150,12 @@ def _main(cmd: str, rest: list[str]) -> int:
     if missing:
         print(_missing_assets_message(cmd, missing), file=sys.stderr)
         return 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return _tune(args, dllms) if args.tune else _eval(cmd, args, dllms)
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _tune(args, dllms) if args.tune else _eval(cmd, args, dllms)
+    finally:  # in-process callers (tests, notebooks) keep their own setting
+        torch.set_num_threads(before)
 
 
 def main(argv: list[str]) -> int:
