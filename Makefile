@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TESTS ?= tests
 
-.PHONY: install demo test lint bench bench-quick kernels-report clean
+.PHONY: install demo test lint bench bench-quick kernels-report schemas clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ bench-quick: install
 
 kernels-report: install
 	$(VPY) -m warmkern.cli kernels-report
+
+# csrc/op_schemas.h is generated from warmkern/schema.py (tests/test_schema.py checks it is current)
+schemas:
+	$(PY) -c 'import importlib.util as u, sys; s = u.spec_from_file_location("s", "warmkern/schema.py"); \
+	m = u.module_from_spec(s); sys.modules["s"] = m; s.loader.exec_module(m); sys.stdout.write(m.cpp_header())' \
+	> csrc/op_schemas.h
 
 clean:
 	rm -rf build *.egg-info warmkern/*.so .pytest_cache

@@ -96,9 +96,21 @@ def test_suppress_ids_never_chosen_and_zero_probability():
     assert sc.item() == pytest.approx((e[2] / e.sum()).item(), rel=1e-6)
 
 
-def test_demote_ids_rank_last_but_stay_chosen():
-    x0, sc, _ = ref.token_stats(_row(0.0, 1.0, 5.0), torch.tensor([[MASK]]), mask_id=MASK, demote_ids=(2,))
-    assert x0.item() == 2 and sc.item() == NEG_INF
+def test_pick_suppress_ids_are_never_x0_but_stay_in_the_softmax():
+    x0, sc, pc = ref.token_stats(_row(0.0, 1.0, 5.0), torch.tensor([[2]]), mask_id=MASK, pick_suppress_ids=(2,))
+    e = torch.tensor([0.0, 1.0, 5.0]).exp()
+    assert x0.item() == 1
+    assert sc.item() == pytest.approx((e[1] / e.sum()).item(), rel=1e-6)
+    assert pc.item() == pytest.approx((e[2] / e.sum()).item(), rel=1e-6)
+
+
+def test_score_suppress_ids_leave_the_softmax_but_may_be_x0():
+    x0, sc, _ = ref.token_stats(_row(0.0, 1.0, 5.0), torch.tensor([[MASK]]), mask_id=MASK, score_suppress_ids=(2,))
+    assert x0.item() == 2 and sc.item() == 0.0  # chosen, with probability 0 in the renormalised softmax
+    x0, sc, _ = ref.token_stats(_row(0.0, 1.0, 5.0, 2.0), torch.tensor([[MASK]]), mask_id=MASK,
+                                score_suppress_ids=(2,), pick_suppress_ids=(2,))
+    e = torch.tensor([0.0, 1.0, 2.0]).exp()
+    assert x0.item() == 3 and sc.item() == pytest.approx((e[2] / e.sum()).item(), rel=1e-6)
 
 
 def test_cfg_combination():
@@ -125,7 +137,7 @@ def test_gumbel_choice_by_hand():
     x = torch.full((2, 3), MASK)
     t, seed, step = 0.7, 11, 5
     x0, _, _ = ref.token_stats(logits, x, mask_id=MASK, temperature=t, seed=seed, step=step)
-    g = rng.gumbel_noise(seed, step, 6, 7).reshape(2, 3, 7)
+    g = rng.gumbel_noise(seed, step, 3, 7)  # [1, 3, 7]: an int seed is every row's seed
     pert = logits * ref.inverse_temperature(t) + g
     pert[..., MASK] = NEG_INF
     assert torch.equal(x0, pert.argmax(-1))
@@ -134,7 +146,7 @@ def test_gumbel_choice_by_hand():
 def test_random_score_from_stream_one():
     _, sc, _ = ref.token_stats(torch.randn(2, 3, 5), torch.full((2, 3), MASK), mask_id=MASK, score="random",
                                seed=8, step=2)
-    assert torch.equal(sc, rng.position_uniforms(8, 2, rng.STREAM_RANDOM_SCORE, 6).reshape(2, 3))
+    assert torch.equal(sc, rng.position_uniforms(8, 2, rng.STREAM_RANDOM_SCORE, 3).expand(2, 3))
 
 
 def test_nan_policy():

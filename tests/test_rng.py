@@ -29,24 +29,48 @@ def test_seed_key_splits_lo_hi():
 
 
 def test_vocab_words_counter_layout():
-    """Row r, entry v uses counter n = r*ceil(V/4) + v//4 and output lane v%4."""
-    seed, step, v = 1234, 7, 10
-    words = rng.vocab_words(seed, step, rng.STREAM_GUMBEL, rows=3, vocab=v)
+    """Row b, position g, entry v: key seeds[b], counter n = g*ceil(V/4) + v//4, output lane v%4."""
+    seeds, step, v = torch.tensor([1234, 2**40 + 5]), 7, 10
+    words = rng.vocab_words(seeds, step, rng.STREAM_GUMBEL, positions=3, vocab=v)
     groups = math.ceil(v / 4)
-    k0, k1 = rng.seed_key(seed)
-    for r in range(3):
-        for e in range(v):
-            n = r * groups + e // 4
-            out = rng.philox4x32(torch.tensor([n]), torch.tensor([0]), torch.tensor([step]), torch.tensor([0]), k0, k1)
-            assert int(words[r, e]) == int(out[e % 4])
+    for b in range(2):
+        k0, k1 = rng.seed_key(int(seeds[b]))
+        for g in range(3):
+            for e in range(v):
+                n = g * groups + e // 4
+                out = rng.philox4x32(torch.tensor([n]), torch.tensor([0]), torch.tensor([step]), torch.tensor([0]),
+                                     k0, k1)
+                assert int(words[b, g, e]) == int(out[e % 4])
 
 
-def test_position_words_use_word_zero_of_counter_r():
+def test_vocab_shard_draws_its_slice_of_the_full_vocabulary():
+    seeds = torch.tensor([3, 4])
+    full = rng.vocab_words(seeds, 2, rng.STREAM_GUMBEL, positions=2, vocab=13)
+    for start, size in ((0, 5), (5, 3), (8, 5), (1, 11)):
+        shard = rng.vocab_words(seeds, 2, rng.STREAM_GUMBEL, 2, size, vocab_start=start, vocab_total=13)
+        assert torch.equal(shard, full[:, :, start : start + size])
+
+
+def test_a_row_draws_the_same_alone_and_in_a_batch():
+    seeds = torch.tensor([11, 12, 13])
+    batch = rng.gumbel_noise(seeds, 4, 3, 9)
+    for b in range(3):
+        assert torch.equal(rng.gumbel_noise(int(seeds[b]), 4, 3, 9)[0], batch[b])
+    keep = rng.keep_mask(seeds, 0.5, (3, 40))
+    assert torch.equal(rng.keep_mask(12, 0.5, (1, 40))[0], keep[1])
+
+
+def test_step_may_be_a_tensor():
+    a = rng.position_words(5, 9, rng.STREAM_RANDOM_SCORE, 4)
+    assert torch.equal(a, rng.position_words(5, torch.tensor(9), rng.STREAM_RANDOM_SCORE, 4))
+
+
+def test_position_words_use_word_zero_of_counter_g():
     k0, k1 = rng.seed_key(99)
-    words = rng.position_words(99, 3, rng.STREAM_RANDOM_SCORE, rows=5)
-    for r in range(5):
-        out = rng.philox4x32(torch.tensor([r]), torch.tensor([0]), torch.tensor([3]), torch.tensor([1]), k0, k1)
-        assert int(words[r]) == int(out[0])
+    words = rng.position_words(99, 3, rng.STREAM_RANDOM_SCORE, positions=5)
+    for g in range(5):
+        out = rng.philox4x32(torch.tensor([g]), torch.tensor([0]), torch.tensor([3]), torch.tensor([1]), k0, k1)
+        assert int(words[0, g]) == int(out[0])
 
 
 def test_uniform_is_open_interval_and_clamped():
@@ -68,7 +92,7 @@ def test_gumbel_tail_and_series_branch():
 
 
 def test_keep_rate_statistics():
-    keep = rng.keep_mask(7, 0.3, (64, 500))
+    keep = rng.keep_mask(torch.arange(64), 0.3, (64, 500))  # 64 distinct row seeds: 32000 independent draws
     rate = keep.float().mean().item()
     assert abs(rate - 0.3) < 4 * math.sqrt(0.3 * 0.7 / keep.numel())
     assert rng.keep_mask(7, 1.0, (4, 100)).all()
@@ -80,7 +104,7 @@ def test_gumbel_max_frequencies_match_softmax():
     probs = torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
     z = probs.log()
     rows = 40000
-    g = rng.gumbel_noise(seed=3, step=0, rows=rows, vocab=5)
+    g = rng.gumbel_noise(3, 0, rows, 5)[0]
     counts = torch.bincount((z + g).argmax(-1), minlength=5).double()
     expected = probs.double() * rows
     chi2 = (((counts - expected) ** 2) / expected).sum().item()
@@ -91,4 +115,6 @@ def test_streams_and_steps_are_independent():
     a = rng.position_words(5, 0, rng.STREAM_RANDOM_SCORE, 100)
     b = rng.position_words(5, 0, rng.STREAM_KEEP, 100)
     c = rng.position_words(5, 1, rng.STREAM_RANDOM_SCORE, 100)
+    d = rng.position_words(6, 0, rng.STREAM_RANDOM_SCORE, 100)
+    assert (a != d).float().mean() > 0.99
     assert (a != b).float().mean() > 0.99 and (a != c).float().mean() > 0.99

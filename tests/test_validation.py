@@ -55,7 +55,23 @@ STATS_CASES = [
     ({"score_temperature": "sampling"}, "score_temperature", ValueError),  # with T = 0
     ({"score_temperature": "hot", "temperature": 1.0}, "score_temperature", ValueError),
     ({"suppress_ids": (V + 3,)}, "suppress_ids", ValueError),
-    ({"demote_ids": (-2,)}, "demote_ids", ValueError),
+    ({"pick_suppress_ids": (-2,)}, "pick_suppress_ids", ValueError),
+    ({"score_suppress_ids": (V,)}, "score_suppress_ids", ValueError),
+    ({"temperature": 1e-45}, "temperature", ValueError),  # fp32(1/T) is inf
+    ({"uncond_logits": torch.randn(B, G, V).half()}, "uncond_logits", TypeError),
+    ({"seed": torch.tensor([1, 2, 3])}, "seed", ValueError),
+    ({"seed": torch.tensor([1, -2])}, "seed", ValueError),
+    ({"seed": torch.tensor([1.0, 2.0])}, "seed", TypeError),
+    ({"step": torch.tensor([1, 2])}, "step", ValueError),
+    ({"step": 2**32}, "step", ValueError),
+    ({"top_k": -1}, "top_k", ValueError),
+    ({"top_p": 1.5}, "top_p", ValueError),
+    ({"top_p": float("nan")}, "top_p", ValueError),
+    ({"prior_ids": torch.full((B, G), V)}, "prior_ids", ValueError),
+    ({"prior_ids": torch.full((B, G + 1), 1)}, "prior_ids", ValueError),
+    ({"prior_ids": torch.full((B, G), 1), "prior_bias": float("inf")}, "prior_bias", ValueError),
+    ({"prior_ids": torch.full((B, G), 1)}, "prior_bias", ValueError),  # required with prior_ids
+    ({"prior_ids": torch.full((B, G), 1), "prior_bias": torch.ones(B + 1)}, "prior_bias", ValueError),
     ({"uncond_logits": torch.randn(B, G, V + 1)}, "uncond_logits", ValueError),
     ({"seed": -1}, "seed", ValueError),
     ({"step": 1.5}, "step", TypeError),
@@ -81,6 +97,9 @@ EMBED_CASES = [
     ({"x": torch.full((B, G), V + 1)}, "x", ValueError),
     ({"out": torch.empty(B, G, D + 1)}, "out", ValueError),
     ({"out": torch.empty(B, G, D, dtype=torch.float16)}, "out", TypeError),
+    ({"out": torch.empty(B, G, D, requires_grad=True)}, "out", ValueError),
+    ({"status": torch.zeros(1, dtype=torch.int64)}, "status", TypeError),
+    ({"status": torch.zeros(2, dtype=torch.int32)}, "status", ValueError),
 ]
 
 
@@ -103,6 +122,10 @@ SELECT_CASES = [
     ({"remask_threshold": 1.5}, "remask_threshold", ValueError),
     ({"remask_max": -2}, "remask_max", ValueError),
     ({"k": None, "factor": -1.0}, "factor", ValueError),
+    ({"alg_temp": -0.1}, "alg_temp", ValueError),
+    ({"alg_temp": 0.5, "k": None, "threshold": 0.5}, "alg_temp", ValueError),
+    ({"x": torch.full((1, G), MASK).expand(B, G)}, "x", ValueError),  # stride 0: written in place
+    ({"provisional": torch.zeros(1, 1, dtype=torch.bool).expand(B, G)}, "provisional", ValueError),
 ]
 
 
@@ -126,3 +149,35 @@ def test_denoise_step_validates_both_halves():
         ops.denoise_step(logits, x, prov, mask_id=MASK, lo=0, hi=G, k=1, score="best", backend="reference")
     with pytest.raises(ValueError, match="provisional"):
         ops.denoise_step(logits, x, prov[:, :2], mask_id=MASK, lo=0, hi=G, k=1, backend="reference")
+
+
+def test_inference_tensor_written_outside_inference_mode_is_named():
+    with torch.inference_mode():
+        x = torch.full((B, G), MASK)
+    with pytest.raises(ValueError, match=r"x: .*inference"):
+        _call(ops.select, _select_args(x=x))
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton"])
+def test_expanded_state_is_refused_on_every_backend_before_any_kernel(backend):
+    from warmkern import backends
+
+    if backends.unavailable_reason(backend, torch.device("cpu")) is not None:
+        pytest.skip(backends.unavailable_reason(backend, torch.device("cpu")))
+    x = torch.full((1, G), MASK).expand(B, G)
+    with pytest.raises(ValueError, match="x: expected a tensor without internal overlap"):
+        ops.denoise_step(torch.randn(B, G, V), x, torch.zeros(B, G, dtype=torch.bool), mask_id=MASK, lo=0, hi=G, k=1,
+                         backend=backend)
+
+
+def test_value_checks_work_under_torch_compile_fullgraph():
+    """check_values=True traces (a device-side assert instead of a host branch) and still catches bad ids."""
+    def step(logits, x):
+        return ops.token_stats(logits, x, mask_id=MASK, backend="reference")
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    logits = torch.randn(B, G, V)
+    x0, _, _ = compiled(logits, torch.full((B, G), MASK))
+    assert torch.equal(x0, step(logits, torch.full((B, G), MASK))[0])
+    with pytest.raises(RuntimeError, match="x: expected ids in"):
+        compiled(logits, torch.full((B, G), V + 5))

@@ -1,8 +1,9 @@
-"""The `cpu` backend: thin Python wrappers over the fused C++ kernels of csrc/ (torch.ops.warmkern_cpu).
+"""The `cpu` backend: the fused C++ kernels of csrc/ (torch.ops.warmkern_cpu), called by the schema.
 
-ops.py calls these with normalised, validated arguments (alpha/k/lo/hi as [B] tensors, id lists as
-tuples, `out` given). The fake impls registered here let torch.compile and opcheck trace the
-warmkern_cpu ops without running them.
+The warmkern_cpu ops have the schemas of `warmkern.schema` without the backend argument
+(csrc/op_schemas.h is generated from it), so the functions here and their fake implementations are
+derived from the same tables: each takes the reference's arguments (positionally in table order or by
+name, defaults from the table) and passes them on in schema order.
 
 The kernels pick AVX-512, AVX2 or baseline code at run time from the CPU (the wheel is built for
 generic x86-64/aarch64); WARMKERN_CPU_ISA=base|avx2|avx512 caps the choice (read on every call),
@@ -11,9 +12,13 @@ which the tests use to check every variant against the reference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import Any
 
 import torch
+
+from warmkern import schema
+from warmkern.schema import REQUIRED, OpSchema
 
 _IMPORT_ERROR: str | None = None
 try:
@@ -21,12 +26,10 @@ try:
 except Exception as err:  # pragma: no cover - depends on the build
     _IMPORT_ERROR = f"{type(err).__name__}: {err}"
 
-_OPS = ("warm_embed", "token_stats", "select", "denoise_step")
-
 
 def _registered() -> bool:
     try:
-        return all(hasattr(torch.ops.warmkern_cpu, name) for name in _OPS)
+        return all(hasattr(torch.ops.warmkern_cpu, name) for name in schema.OPS)
     except (AttributeError, RuntimeError):  # pragma: no cover - namespace missing
         return False
 
@@ -43,80 +46,42 @@ def unavailable_reason() -> str | None:
     return None
 
 
-# ----------------------------------------------------------------------------- fake impls
-if _IMPORT_ERROR is None and _registered():
+def _fake(op: OpSchema) -> Callable[..., Any]:
+    from warmkern.ops import fake_outputs
 
-    @torch.library.register_fake("warmkern_cpu::warm_embed")
-    def _(weight, x, draft, keep, out, mask_id, alpha, scale):
-        return None
-
-    @torch.library.register_fake("warmkern_cpu::token_stats")
-    def _(logits, x, uncond_logits, mask_id, temperature, score, score_temperature, suppress_ids, demote_ids,
-          cfg_scale, seed, step):
-        b, g = logits.shape[:2]
-        return (
-            logits.new_empty((b, g), dtype=torch.int64),
-            logits.new_empty((b, g), dtype=torch.float32),
-            logits.new_empty((b, g), dtype=torch.float32),
-        )
-
-    @torch.library.register_fake("warmkern_cpu::select")
-    def _(score, x0, p_cur, x, provisional, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max):
-        b = x.shape[0]
-        return x.new_empty((b,), dtype=torch.int64), x.new_empty((b,), dtype=torch.int64)
-
-    @torch.library.register_fake("warmkern_cpu::denoise_step")
-    def _(logits, x, provisional, uncond_logits, mask_id, lo, hi, k, threshold, factor, remask_threshold,
-          remask_max, temperature, score, score_temperature, suppress_ids, demote_ids, cfg_scale, seed, step):
-        b = x.shape[0]
-        return x.new_empty((b,), dtype=torch.int64), x.new_empty((b,), dtype=torch.int64)
+    return lambda *args: fake_outputs(op, args)
 
 
-# ----------------------------------------------------------------------------- backend API
-def warm_embed(
-    weight: torch.Tensor, x: torch.Tensor, draft: torch.Tensor, keep: torch.Tensor, *, mask_id: int,
-    alpha: torch.Tensor, scale: float = 1.0, out: torch.Tensor,
-) -> torch.Tensor:
-    """Embeddings with the draft interpolated into masked slots, written into `out` (see reference)."""
-    torch.ops.warmkern_cpu.warm_embed(weight, x, draft, keep, out, int(mask_id), alpha, float(scale))
+def _bind(op: OpSchema, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Schema-ordered values from a reference-style call (positional prefix, keywords, table defaults)."""
+    values = dict(zip(op.names, args))
+    values.update(kwargs)
+    missing = [a.name for a in op.args if a.name not in values and a.default is REQUIRED]
+    if missing:
+        raise TypeError(f"{op.name}: missing required argument(s) {missing}")
+    out = []
+    for a in op.args:
+        v = values.get(a.name, a.default)
+        out.append(list(v) if a.type == "int[]" else v)
     return out
 
 
-def token_stats(
-    logits: torch.Tensor, x: torch.Tensor, *, mask_id: int, temperature: float = 0.0, score: str = "prob",
-    score_temperature: str = "none", suppress_ids: Sequence[int] = (), demote_ids: Sequence[int] = (),
-    uncond_logits: torch.Tensor | None = None, cfg_scale: float = 0.0, seed: int = 0, step: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x0, score, p_cur) in one streaming pass per position (see reference.token_stats)."""
-    return torch.ops.warmkern_cpu.token_stats(
-        logits, x, uncond_logits, int(mask_id), float(temperature), score, score_temperature,
-        list(suppress_ids), list(demote_ids), float(cfg_scale), int(seed), int(step),
-    )
+def _kernel(op: OpSchema) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        values = _bind(op, args, kwargs)
+        res = getattr(torch.ops.warmkern_cpu, op.name)(*values)
+        return values[op.names.index(op.returns_arg)] if op.returns_arg is not None else res
+
+    call.__name__ = op.name
+    call.__doc__ = f"C++ {op.name} (reference signature): {op.doc}"
+    return call
 
 
-def select(
-    score: torch.Tensor, x0: torch.Tensor, p_cur: torch.Tensor, x: torch.Tensor, provisional: torch.Tensor, *,
-    mask_id: int, lo: torch.Tensor, hi: torch.Tensor, k: torch.Tensor | None = None,
-    threshold: float | None = None, factor: float | None = None, remask_threshold: float | None = None,
-    remask_max: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Transfer / remask in place by the spec's order; returns (n_transfer, n_remask)."""
-    return torch.ops.warmkern_cpu.select(
-        score, x0, p_cur, x, provisional, int(mask_id), lo, hi, k, threshold, factor, remask_threshold, remask_max,
-    )
+if _IMPORT_ERROR is None and _registered():
+    for _op in schema.OPS.values():
+        torch.library.register_fake(f"warmkern_cpu::{_op.name}")(_fake(_op))
 
-
-def denoise_step(
-    logits: torch.Tensor, x: torch.Tensor, provisional: torch.Tensor, *, mask_id: int, lo: torch.Tensor,
-    hi: torch.Tensor, k: torch.Tensor | None = None, threshold: float | None = None, factor: float | None = None,
-    remask_threshold: float | None = None, remask_max: int | None = None, temperature: float = 0.0,
-    score: str = "prob", score_temperature: str = "none", suppress_ids: Sequence[int] = (),
-    demote_ids: Sequence[int] = (), uncond_logits: torch.Tensor | None = None, cfg_scale: float = 0.0,
-    seed: int = 0, step: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """token_stats on the window rows + select, fused; x / provisional updated in place."""
-    return torch.ops.warmkern_cpu.denoise_step(
-        logits, x, provisional, uncond_logits, int(mask_id), lo, hi, k, threshold, factor, remask_threshold,
-        remask_max, float(temperature), score, score_temperature, list(suppress_ids), list(demote_ids),
-        float(cfg_scale), int(seed), int(step),
-    )
+warm_embed = _kernel(schema.WARM_EMBED)
+token_stats = _kernel(schema.TOKEN_STATS)
+select = _kernel(schema.SELECT)
+denoise_step = _kernel(schema.DENOISE_STEP)

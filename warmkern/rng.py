@@ -1,9 +1,12 @@
 """Counter-based Philox4x32-10 shared by every backend.
 
-Every random number the sampler uses (Gumbel noise, random scores, the warm-start keep mask) is a
-pure function of (seed, step, stream, position[, vocabulary entry]), so the reference, the C++ and
-the Triton kernels draw *the same* numbers without sharing any generator state. uint32 arithmetic
-is emulated in int64 tensors so the torch version stays vectorised and exact.
+Every random number the sampler uses (Gumbel noise, random scores, the warm-start keep mask, Dream's
+alg_temp selection) is a pure function of (row seed, step, stream, position g[, vocabulary entry v]),
+so the reference, the C++ and the Triton kernels draw *the same* numbers without sharing any generator
+state. The Philox key is the row's own seed and the counter holds the position g in the generation
+region and the *global* vocabulary index, never the batch index b: a row draws the same numbers alone
+or in any batch, and a vocabulary shard draws the numbers of its slice. uint32 arithmetic is emulated
+in int64 tensors so the torch version stays vectorised and exact.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ PHILOX_ROUNDS = 10
 STREAM_GUMBEL = 0
 STREAM_RANDOM_SCORE = 1
 STREAM_KEEP = 2
+STREAM_ALG_TEMP = 3
 
 # Largest fp32 below 1: the uniform is clamped here so `u < 1` always holds (keep-rate 1 keeps
 # everything) and -log(1 - u) stays finite. Only the top 2^-25 of words are affected.
@@ -60,6 +64,24 @@ def seed_key(seed: int) -> tuple[int, int]:
     return seed & MASK32, seed >> 32
 
 
+def row_seeds(seed: int | torch.Tensor, rows: int, device=None) -> torch.Tensor:
+    """[rows] int64 per-row seeds: an int gives every row that seed (each row draws as it would alone)."""
+    if isinstance(seed, torch.Tensor):
+        return seed.to(device=device, dtype=torch.int64).reshape(-1).expand(rows)
+    return torch.full((rows,), int(seed), dtype=torch.int64, device=device)
+
+
+def _keys(seeds: int | torch.Tensor, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Philox keys of per-row seeds as [B, 1] int64 (lo32, hi32), broadcasting over positions."""
+    s = row_seeds(seeds, 1, device) if not isinstance(seeds, torch.Tensor) else seeds.to(device, torch.int64)
+    s = s.reshape(-1, 1)
+    return s & MASK32, (s >> 32) & MASK32
+
+
+def _step(step: int | torch.Tensor, device=None) -> torch.Tensor:
+    return torch.as_tensor(step, dtype=torch.int64, device=device).reshape(()) & MASK32
+
+
 def uniform_from_word(w32: torch.Tensor) -> torch.Tensor:
     """fp32 uniform in (0, 1): (float32(w) + 0.5) * 2^-32, clamped below 1 (see ONE_MINUS_ULP)."""
     w = (w32.to(torch.float32) + 0.5) * TWO_POW_M32
@@ -78,39 +100,66 @@ def gumbel_from_uniform(w: torch.Tensor) -> torch.Tensor:
     return -torch.log(e)
 
 
-def vocab_words(seed: int, step: int, stream: int, rows: int, vocab: int, device=None) -> torch.Tensor:
-    """[rows, vocab] int64 Philox words: row r, entry v -> counter n = r*ceil(V/4) + v//4, lane v%4."""
-    groups = (vocab + 3) // 4
-    k0, k1 = seed_key(seed)
-    n = torch.arange(rows * groups, dtype=torch.int64, device=device)
-    c2 = torch.full_like(n, int(step) & MASK32)
+def vocab_words(
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, vocab: int, device=None,
+    vocab_start: int = 0, vocab_total: int | None = None,
+) -> torch.Tensor:
+    """[B, positions, vocab] int64 Philox words of entries [vocab_start, vocab_start + vocab).
+
+    Row b, position g, *global* entry v -> key seeds[b], counter n = g*ceil(V_total/4) + v//4, lane v%4
+    (c2 = step, c3 = stream). Nothing depends on b but the key, so a row draws the same numbers in
+    any batch, and a vocabulary shard draws exactly the numbers of its slice of the full vocabulary.
+    """
+    total = vocab if vocab_total is None else vocab_total
+    groups = (total + 3) // 4
+    g0, g1 = vocab_start // 4, (vocab_start + vocab + 3) // 4
+    k0, k1 = _keys(seeds, device)
+    pos = torch.arange(positions, dtype=torch.int64, device=device).reshape(-1, 1)
+    n = (pos * groups + torch.arange(g0, g1, dtype=torch.int64, device=device)).reshape(1, -1)  # [1, G*ng]
+    c2 = _step(step, device).expand_as(n)
     c3 = torch.full_like(n, stream)
-    words = philox4x32(n & MASK32, n >> 32, c2, c3, k0, k1)
-    lanes = torch.stack(words, dim=-1).reshape(rows, groups * 4)
-    return lanes[:, :vocab]
+    words = philox4x32(n & MASK32, n >> 32, c2, c3, k0, k1)  # 4 x [B, G*ng]
+    lanes = torch.stack(words, dim=-1).reshape(k0.shape[0], positions, (g1 - g0) * 4)
+    off = vocab_start - g0 * 4
+    return lanes[:, :, off : off + vocab]
 
 
-def position_words(seed: int, step: int, stream: int, rows: int, device=None) -> torch.Tensor:
-    """[rows] int64 Philox words, one draw per position: counter n = r, output word 0."""
-    k0, k1 = seed_key(seed)
-    n = torch.arange(rows, dtype=torch.int64, device=device)
-    c2 = torch.full_like(n, int(step) & MASK32)
+def position_words(
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None
+) -> torch.Tensor:
+    """[B, positions] int64 Philox words, one draw per position: key seeds[b], counter n = g, word 0."""
+    k0, k1 = _keys(seeds, device)
+    n = torch.arange(positions, dtype=torch.int64, device=device).reshape(1, -1)
+    c2 = _step(step, device).expand_as(n)
     c3 = torch.full_like(n, stream)
     return philox4x32(n & MASK32, n >> 32, c2, c3, k0, k1)[0]
 
 
-def gumbel_noise(seed: int, step: int, rows: int, vocab: int, device=None) -> torch.Tensor:
-    """[rows, vocab] fp32 Gumbel noise of stream 0."""
-    return gumbel_from_uniform(uniform_from_word(vocab_words(seed, step, STREAM_GUMBEL, rows, vocab, device)))
+def gumbel_noise(
+    seeds: int | torch.Tensor, step: int | torch.Tensor, positions: int, vocab: int, device=None,
+    vocab_start: int = 0, vocab_total: int | None = None,
+) -> torch.Tensor:
+    """[B, positions, vocab] fp32 Gumbel noise of stream 0 (see vocab_words for the counter layout)."""
+    words = vocab_words(seeds, step, STREAM_GUMBEL, positions, vocab, device, vocab_start, vocab_total)
+    return gumbel_from_uniform(uniform_from_word(words))
 
 
-def position_uniforms(seed: int, step: int, stream: int, rows: int, device=None) -> torch.Tensor:
-    """[rows] fp32 uniforms, one per position (stream 1: random score, stream 2: keep mask)."""
-    return uniform_from_word(position_words(seed, step, stream, rows, device))
+def position_uniforms(
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None
+) -> torch.Tensor:
+    """[B, positions] fp32 uniforms, one per position (stream 1: random score, 2: keep mask, 3: alg_temp)."""
+    return uniform_from_word(position_words(seeds, step, stream, positions, device))
 
 
-def keep_mask(seed: int, rate: float, shape: tuple[int, int], device=None) -> torch.Tensor:
-    """Bernoulli(rate) warm-start keep mask, stream 2, step 0: `u < rate` per position."""
+def position_gumbels(
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None
+) -> torch.Tensor:
+    """[B, positions] fp32 Gumbel noise, one per position (stream 3: Dream's alg_temp selection)."""
+    return gumbel_from_uniform(position_uniforms(seeds, step, stream, positions, device))
+
+
+def keep_mask(seeds: int | torch.Tensor, rate: float, shape: tuple[int, int], device=None) -> torch.Tensor:
+    """Bernoulli(rate) warm-start keep mask, stream 2, step 0: `u < rate` per position (per-row seeds)."""
     b, g = shape
-    u = position_uniforms(seed, 0, STREAM_KEEP, b * g, device)
-    return (u < rate).reshape(b, g)
+    u = position_uniforms(row_seeds(seeds, b, device), 0, STREAM_KEEP, g, device)
+    return u < rate
