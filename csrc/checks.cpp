@@ -100,4 +100,34 @@ void check_values_in(const at::Tensor& t, const char* name, int64_t low, int64_t
                " (an id outside the vocabulary)");
 }
 
+std::vector<uint64_t> row_seeds_of(int64_t seed, const std::optional<at::Tensor>& row_seeds, int64_t B) {
+  if (!row_seeds.has_value()) {
+    WK_CHECK_ARG(seed >= 0, "seed", "an int in [0, 2**63 - 1], got ", seed);
+    return std::vector<uint64_t>(static_cast<size_t>(B), static_cast<uint64_t>(seed));
+  }
+  const at::Tensor& t = *row_seeds;
+  WK_CHECK_ARG(t.defined() && t.device().is_cpu(), "row_seeds", "a CPU tensor");
+  WK_CHECK_ARG(t.scalar_type() == at::kLong, "row_seeds", "dtype Long (int64), got ", t.scalar_type());
+  WK_CHECK_ARG(t.dim() <= 1 && (t.numel() == B || t.numel() == 1), "row_seeds", B,
+               " values (one per row) or one, got shape ", t.sizes());
+  const at::Tensor r = t.reshape({-1}).expand({B}).contiguous();
+  const int64_t* p = r.const_data_ptr<int64_t>();
+  std::vector<uint64_t> out(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) out[b] = static_cast<uint64_t>(p[b]);  // rng.seed_key: the 64 bits
+  return out;
+}
+
+uint32_t step_of(int64_t step, const std::optional<at::Tensor>& step_tensor) {
+  if (step_tensor.has_value()) {
+    const at::Tensor& t = *step_tensor;
+    WK_CHECK_ARG(t.defined() && t.device().is_cpu(), "step_tensor", "a CPU tensor");
+    WK_CHECK_ARG(t.scalar_type() == at::kLong, "step_tensor", "dtype Long (int64), got ", t.scalar_type());
+    WK_CHECK_ARG(t.numel() == 1 && t.dim() <= 1, "step_tensor", "one value (a 0-d tensor), got shape ", t.sizes());
+    step = t.item<int64_t>();
+    WK_CHECK_ARG(step >= 0 && step <= int64_t{0xFFFFFFFF}, "step_tensor", "a value in [0, 2**32 - 1], got ", step);
+  }
+  WK_CHECK_ARG(step >= 0 && step <= int64_t{0xFFFFFFFF}, "step", "an int in [0, 2**32 - 1], got ", step);
+  return static_cast<uint32_t>(step);
+}
+
 }  // namespace wk

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
+#include <vector>
 
 #define WK_CHECK_ARG(cond, name, ...) TORCH_CHECK((cond), "warmkern_cpu: ", (name), ": expected ", __VA_ARGS__)
 
@@ -35,5 +37,12 @@ at::Tensor per_row_int64(const at::Tensor& t, const char* name, int64_t B, int64
 
 // Every value of an int64 tensor in [low, high).
 void check_values_in(const at::Tensor& t, const char* name, int64_t low, int64_t high);
+
+// The [B] Philox keys of a call: row_seeds ([B] or one int64 value, any bits) when given, else `seed`
+// (an int >= 0) for every row.
+std::vector<uint64_t> row_seeds_of(int64_t seed, const std::optional<at::Tensor>& row_seeds, int64_t B);
+
+// The Philox step: step_tensor (0-d or one int64 value) when given, else `step`; in [0, 2**32 - 1].
+uint32_t step_of(int64_t step, const std::optional<at::Tensor>& step_tensor);
 
 }  // namespace wk

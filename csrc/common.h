@@ -125,6 +125,7 @@ constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;
 constexpr int kStreamGumbel = 0;
 constexpr int kStreamRandomScore = 1;
 constexpr int kStreamKeep = 2;
+constexpr int kStreamAlgTemp = 3;
 
 struct Philox4 {
   uint32_t v[4];
@@ -171,9 +172,9 @@ WK_INLINE float gumbel_upper(uint32_t w) {
   return (127.0f - static_cast<float>(f2u(u)) * 0x1.0p-23f) * 0.693147181f;
 }
 
-// Per-position uniform of a stream (rng.position_uniforms): counter r, word 0.
-WK_INLINE float position_uniform(uint64_t seed, uint32_t step, uint32_t stream, uint64_t row) {
-  const Philox4 w = philox(static_cast<uint32_t>(row), static_cast<uint32_t>(row >> 32), step, stream,
+// Per-position uniform of a stream (rng.position_uniforms): key the row's seed, counter n = g, word 0.
+WK_INLINE float position_uniform(uint64_t seed, uint32_t step, uint32_t stream, uint64_t g) {
+  const Philox4 w = philox(static_cast<uint32_t>(g), static_cast<uint32_t>(g >> 32), step, stream,
                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
   return uniform_from_word(w.v[0]);
 }

@@ -1,5 +1,7 @@
 // Runtime ISA selection: the wheel is built for baseline x86-64/aarch64, the kernels carry
 // AVX2/AVX-512 variants (function target attributes) and pick the best one the CPU supports.
+#include <c10/util/Exception.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -21,18 +23,22 @@ static int detect_hw() {
 }
 
 // Read on every call (a getenv per kernel launch is noise) so a test can pin each variant in turn.
+// Unset or empty: the best variant; an unknown value is an error, not a silent fallback.
 int cpu_isa() {
   static const int hw = detect_hw();
-  int best = hw;
   const char* cap = std::getenv("WARMKERN_CPU_ISA");  // tests and benchmarks pin a variant
-  if (cap != nullptr) {
-    int want = best;
-    if (std::strcmp(cap, "base") == 0) want = kIsaBase;
-    if (std::strcmp(cap, "avx2") == 0) want = kIsaAvx2;
-    if (std::strcmp(cap, "avx512") == 0) want = kIsaAvx512;
-    best = want < best ? want : best;
+  if (cap == nullptr || cap[0] == '\0') return hw;
+  int want;
+  if (std::strcmp(cap, "base") == 0) {
+    want = kIsaBase;
+  } else if (std::strcmp(cap, "avx2") == 0) {
+    want = kIsaAvx2;
+  } else if (std::strcmp(cap, "avx512") == 0) {
+    want = kIsaAvx512;
+  } else {
+    TORCH_CHECK_VALUE(false, "WARMKERN_CPU_ISA: expected one of base, avx2, avx512 (or unset), got '", cap, "'");
   }
-  return best;
+  return want < hw ? want : hw;  // capped at what this CPU supports
 }
 
 }  // namespace wk

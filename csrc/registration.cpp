@@ -15,7 +15,7 @@ extern "C" PyObject* PyInit__C(void) {
 }
 
 namespace warmkern {
-int64_t abi_version() { return 2; }
+int64_t abi_version() { return 3; }
 }  // namespace warmkern
 
 TORCH_LIBRARY(warmkern_cpu, m) {

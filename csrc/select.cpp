@@ -27,6 +27,23 @@ struct Key {
   int64_t pos;  // ties: position ascending
 };
 
+// rng.gumbel_from_uniform with libm's log (the reference's torch.log up to an ulp).
+inline float gumbel_exact(float w) {
+  const float w2 = w * w;
+  const float series = (w + w2 * 0.5f) + (w2 * w) * kThird;
+  const float e = w < kSeriesCutoff ? series : -std::log(1.0f - w);
+  return -std::log(e);
+}
+
+// Dream's alg_temp order (reference.alg_temp_keys): score * fp32(1/alg_temp) + the position's Gumbel
+// draw of stream 3 (key: the row's seed, counter n = g, word 0).
+inline float alg_temp_key(float s, const SelectRule& rule, int64_t b, int64_t g) {
+  const Philox4 w = philox(static_cast<uint32_t>(g), static_cast<uint32_t>(static_cast<uint64_t>(g) >> 32),
+                           rule.step, kStreamAlgTemp, static_cast<uint32_t>(rule.seeds[b]),
+                           static_cast<uint32_t>(rule.seeds[b] >> 32));
+  return s * rule.inv_alg_temp + gumbel_exact(uniform_from_word(w.v[0]));
+}
+
 // True when a ranks before b in the spec's total order.
 inline bool before(const Key& a, const Key& b) {
   if (a.nan != b.nan) return b.nan;
@@ -43,7 +60,8 @@ void select_row(int64_t b, int64_t G, const float* score, const int64_t* x0, con
   cands.clear();
   for (int64_t g = lo; g < hi; ++g) {
     if (x[g * xs1] != mask || x0[g] == mask) continue;
-    const float s = score[g];
+    float s = score[g];
+    if (rule.inv_alg_temp > 0.0f) s = alg_temp_key(s, rule, b, g);
     keys.push_back({s != s ? -INFINITY : s, s != s, g});
   }
   const int64_t n_elig = static_cast<int64_t>(keys.size());
@@ -135,9 +153,15 @@ static void check_state(const at::Tensor& x, const at::Tensor& provisional, int6
 static SelectRule make_rule(int64_t B, int64_t G, int64_t mask_id, const at::Tensor& lo, const at::Tensor& hi,
                             const std::optional<at::Tensor>& k, std::optional<double> threshold,
                             std::optional<double> factor, std::optional<double> remask_threshold,
-                            std::optional<int64_t> remask_max, at::Tensor& lo_c, at::Tensor& hi_c, at::Tensor& k_c) {
+                            std::optional<int64_t> remask_max, double alg_temp, const std::vector<uint64_t>& seeds,
+                            uint32_t step, at::Tensor& lo_c, at::Tensor& hi_c, at::Tensor& k_c) {
   const int n_rules = int(k.has_value()) + int(threshold.has_value()) + int(factor.has_value());
   WK_CHECK_ARG(n_rules == 1, "k/threshold/factor", "exactly one of them, got ", n_rules);
+  const float inv_alg = alg_temp > 0.0 ? static_cast<float>(1.0 / alg_temp) : 0.0f;
+  WK_CHECK_ARG(alg_temp >= 0.0 && std::isfinite(inv_alg), "alg_temp", "a value >= 0 whose fp32 inverse is finite, got ",
+               alg_temp);
+  WK_CHECK_ARG(alg_temp == 0.0 || k.has_value(), "alg_temp",
+               "0 unless the top-k rule (k) is used (Dream draws k positions), got ", alg_temp);
   lo_c = per_row_int64(lo, "lo", B, 0, G);
   hi_c = per_row_int64(hi, "hi", B, 0, G);
   const int64_t* lp = lo_c.const_data_ptr<int64_t>();
@@ -145,7 +169,8 @@ static SelectRule make_rule(int64_t B, int64_t G, int64_t mask_id, const at::Ten
   for (int64_t b = 0; b < B; ++b)
     WK_CHECK_ARG(lp[b] <= hp[b], "lo", "lo <= hi in every row, got lo = ", lp[b], " > hi = ", hp[b], " at row ", b);
   if (remask_max.has_value()) WK_CHECK_ARG(*remask_max >= 0, "remask_max", "an int >= 0, got ", *remask_max);
-  SelectRule rule{lp, hp, nullptr, threshold, factor, remask_threshold, remask_max, mask_id};
+  SelectRule rule{lp, hp, nullptr, threshold, factor, remask_threshold, remask_max, mask_id, inv_alg, seeds.data(),
+                  step};
   if (k.has_value()) {
     k_c = per_row_int64(*k, "k", B, 0, std::numeric_limits<int64_t>::max());
     rule.k = k_c.const_data_ptr<int64_t>();
@@ -157,7 +182,10 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& score, const at::Ten
                                           const at::Tensor& x, const at::Tensor& provisional, int64_t mask_id,
                                           const at::Tensor& lo, const at::Tensor& hi, const std::optional<at::Tensor>& k,
                                           std::optional<double> threshold, std::optional<double> factor,
-                                          std::optional<double> remask_threshold, std::optional<int64_t> remask_max) {
+                                          std::optional<double> remask_threshold, std::optional<int64_t> remask_max,
+                                          double alg_temp, int64_t seed, const std::optional<at::Tensor>& row_seeds,
+                                          int64_t step, const std::optional<at::Tensor>& step_tensor) {
+  (void)cpu_isa();  // the same error on every op for a bad WARMKERN_CPU_ISA
   check_tensor(x, "x", 2, {at::kLong});
   const int64_t B = x.size(0), G = x.size(1);
   check_state(x, provisional, B, G);
@@ -167,9 +195,10 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& score, const at::Ten
   check_shape(x0, "x0", {B, G});
   check_tensor(p_cur, "p_cur", 2, {at::kFloat});
   check_shape(p_cur, "p_cur", {B, G});
+  const std::vector<uint64_t> seeds = row_seeds_of(seed, row_seeds, B);
   at::Tensor lo_c, hi_c, k_c;
-  const SelectRule rule =
-      make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, lo_c, hi_c, k_c);
+  const SelectRule rule = make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, alg_temp,
+                                    seeds, step_of(step, step_tensor), lo_c, hi_c, k_c);
   const at::Tensor sc = score.contiguous();
   const at::Tensor x0c = x0.contiguous();
   const at::Tensor pc = p_cur.contiguous();
@@ -185,17 +214,19 @@ std::tuple<at::Tensor, at::Tensor> denoise_step(
     const at::Tensor& logits, const at::Tensor& x, const at::Tensor& provisional,
     const std::optional<at::Tensor>& uncond, int64_t mask_id, const at::Tensor& lo, const at::Tensor& hi,
     const std::optional<at::Tensor>& k, std::optional<double> threshold, std::optional<double> factor,
-    std::optional<double> remask_threshold, std::optional<int64_t> remask_max, double temperature,
+    std::optional<double> remask_threshold, std::optional<int64_t> remask_max, double alg_temp, double temperature,
     const std::string& score, const std::string& score_temperature, c10::ArrayRef<int64_t> suppress_ids,
-    c10::ArrayRef<int64_t> demote_ids, double cfg_scale, int64_t seed, int64_t step) {
-  const StatsArgs a = make_stats_args(logits, uncond, mask_id, temperature, score, score_temperature, suppress_ids,
-                                      demote_ids, cfg_scale, seed, step);
-  const int64_t B = logits.size(0), G = logits.size(1), vocab = logits.size(2);
-  check_state(x, provisional, B, G);
-  check_values_in(x, "x", 0, vocab);  // as the spec: every current token is a vocabulary id
+    c10::ArrayRef<int64_t> pick_suppress_ids, c10::ArrayRef<int64_t> score_suppress_ids, double cfg_scale,
+    int64_t seed, const std::optional<at::Tensor>& row_seeds, int64_t step, const std::optional<at::Tensor>& step_tensor,
+    int64_t top_k, double top_p, const std::optional<at::Tensor>& prior_ids, const std::optional<at::Tensor>& prior_bias) {
+  const StatsArgs a = make_stats_args({logits, uncond, mask_id, temperature, score, score_temperature, suppress_ids,
+                                       pick_suppress_ids, score_suppress_ids, cfg_scale, seed, row_seeds, step,
+                                       step_tensor, top_k, top_p, prior_ids, prior_bias});
+  const int64_t B = logits.size(0), G = logits.size(1);
+  check_state(x, provisional, B, G);  // x: any values (p_cur of an id outside [0, V) is 0, never read)
   at::Tensor lo_c, hi_c, k_c;
-  const SelectRule rule =
-      make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, lo_c, hi_c, k_c);
+  const SelectRule rule = make_rule(B, G, mask_id, lo, hi, k, threshold, factor, remask_threshold, remask_max, alg_temp,
+                                    a.seeds, a.step, lo_c, hi_c, k_c);
 
   // Statistics only where select can look: masked window positions (x0, score) and, when
   // remasking, provisional window positions (p_cur). O(B*G) temporaries.

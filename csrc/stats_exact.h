@@ -1,9 +1,9 @@
-// Exact, unvectorised replica of the spec for the rare rows whose softmax max is +inf (mask entry
-// +inf with finite allowed logits): the spec then shifts by 0 and yields 0/NaN probabilities.
+// The rare rows whose score softmax holds a +inf entry (an fp16 overflow, a huge prior, z * (1/T)
+// overflowing): the spec's softmax is then uniform over the +inf entries (reference.softmax_parts),
+// which this scalar second pass over the row computes exactly (counts, no exp).
 #pragma once
 
 #include <cmath>
-#include <vector>
 
 #include "stats_state.h"
 
@@ -11,41 +11,35 @@ namespace wk {
 
 template <class T>
 static RowResult exact_nonfinite_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, int64_t x0) {
-  std::vector<float> zt(c.vocab), p(c.vocab);
-  float s = 0.0f;
+  auto pinf = [&](int64_t v) {  // v is a +inf entry of the score softmax
+    return !c.score_sup.has(v) && zt_of(c, z_at(c, row, urow, w, v)) == kPosInf;
+  };
+  int64_t n_inf = 0, n_inf_cand = 0;
   for (int64_t v = 0; v < c.vocab; ++v) {
-    zt[v] = zt_of(c, z_at(c, row, urow, v));
-    s += std::exp(zt[v]);
+    if (!pinf(v)) continue;
+    ++n_inf;
+    if (v != c.mask_id && !c.pick.has(v)) ++n_inf_cand;
   }
-  for (int64_t v = 0; v < c.vocab; ++v) p[v] = std::exp(zt[v]) / s;
+  const float p_inf = 1.0f / static_cast<float>(n_inf);  // the spec's e / s with e = 1, s = n_inf
+  auto p_of = [&](int64_t v) { return v >= 0 && v < c.vocab && pinf(v) ? p_inf : 0.0f; };
   RowResult res{x0, 0.0f, 0.0f};
-  if (!w.full) {  // p_cur only (x0 was not computed)
-  } else if (c.score == kScoreProb) {
-    res.score = p[x0];
-  } else if (c.score == kScoreMargin) {
-    auto bigger = [](float a, float b) { return (a != a && b == b) || a > b; };  // topk: NaN largest
-    float t1 = kNegInf, t2 = kNegInf;
-    for (int64_t v = 0; v < c.vocab; ++v) {
-      const float pv = v == c.mask_id ? kNegInf : p[v];
-      if (bigger(pv, t1)) {
-        t2 = t1;
-        t1 = pv;
-      } else if (bigger(pv, t2)) {
-        t2 = pv;
-      }
+  if (w.full) {
+    switch (c.score) {
+      case kScoreProb:
+        res.score = p_of(x0);
+        break;
+      case kScoreMargin:  // top-2 of p over the candidates: p_inf or 0 each
+        res.score = n_inf_cand == 1 ? p_inf : 0.0f;
+        break;
+      case kScoreEntropy:
+        res.score = -std::log(static_cast<float>(n_inf));
+        break;
+      case kScoreRandom:
+        res.score = position_uniform(w.seed, c.step, kStreamRandomScore, w.g);
+        break;
     }
-    res.score = t1 - (t2 < 0.0f ? 0.0f : t2);
-  } else if (c.score == kScoreEntropy) {
-    const float ls = std::log(s);
-    float acc = 0.0f;
-    for (int64_t v = 0; v < c.vocab; ++v)
-      if (std::exp(zt[v]) > 0.0f) acc += p[v] * (zt[v] - ls);
-    res.score = acc;
-  } else {
-    res.score = position_uniform(w.seed, c.step, kStreamRandomScore, w.row);
   }
-  if (w.full && in_sorted(c.demote, c.n_demote, x0)) res.score = kNegInf;
-  if (w.xcur != c.mask_id) res.p_cur = p[w.xcur];
+  if (w.xcur != c.mask_id) res.p_cur = p_of(w.xcur);
   return res;
 }
 

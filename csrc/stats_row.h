@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cmath>
+#include <vector>
 
 #include "common.h"
 #include "gumbel_base.h"
@@ -20,6 +21,7 @@
 #include "simd_avx512.h"
 #include "stats_exact.h"
 #include "stats_state.h"
+#include "truncation.h"
 
 namespace wk {
 
@@ -95,16 +97,6 @@ WK_INLINE float load_chunk(const StatsCfg& c, const T* row, const void* urow, in
   return cm;
 }
 
-// Sets the suppressed ids of [c0, c0 + n) to -inf (sp: the next suppressed id); true if any.
-WK_INLINE bool suppress_chunk(const StatsCfg& c, int64_t c0, int64_t n, int64_t& sp, float* z) {
-  bool any = false;
-  while (sp < c.n_suppress && c.suppress[sp] < c0 + n) {
-    z[c.suppress[sp++] - c0] = kNegInf;
-    any = true;
-  }
-  return any;
-}
-
 // (sum(exp(z * sc - Mt)), sum(exp(z * sc - Mt) * (z * sc - Mt))) over a chunk buffer.
 template <int ISA, bool ENTROPY>
 WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, float& s, float& h) {
@@ -135,11 +127,12 @@ WK_INLINE void softmax_chunk(const float* z, int64_t npad, float sc, float Mt, f
 template <int ISA>
 WK_INLINE void softmax_update(const StatsCfg& c, const Needs& need, const float* z, int64_t npad, float cm,
                               RowAcc& acc) {
-  if (cm == kPosInf) {
+  const float mt = zt_of(c, cm);  // z * (1/T) may overflow to +inf: a +inf entry of the softmax
+  if (mt == kPosInf) {
     acc.nonfinite = true;
     return;
   }
-  acc.raise_max(cm, zt_of(c, cm));
+  acc.raise_max(cm, mt);
   if (acc.Mt == kNegInf) return;
   const float sc = c.sampling ? c.inv_t : 1.0f;
   float s, h;
@@ -167,7 +160,7 @@ template <int ISA>
 WK_INLINE void gumbel_chunk(const StatsCfg& c, const RowJob& w, const float* z, int64_t npad, int64_t c0,
                             RowAcc& acc, float* pick) {
   const float it = c.inv_t;
-  const uint64_t gbase = w.row * c.groups + static_cast<uint64_t>(c0 / 4);
+  const uint64_t gbase = w.g * c.groups + static_cast<uint64_t>(c0 / 4);  // rng.vocab_words' counter
   constexpr int64_t sub = gumbel_sub_size<ISA>();
   for (int64_t ib = 0; ib < npad; ib += kBlock) {
     // Counter-based noise: blocks that cannot beat the best pick (z/T + max Gumbel < best) are
@@ -188,32 +181,54 @@ WK_INLINE void gumbel_chunk(const StatsCfg& c, const RowJob& w, const float* z, 
   }
 }
 
-// One chunk of at most kChunk entries through the fp32 buffer z: every case of the spec.
+// One chunk of at most kChunk entries through the fp32 buffer z: every case of the spec. `pick` (kChunk
+// floats) first holds the chunk without its score_suppress_ids when it has any (the score softmax and
+// margin's top-2 read that), then the Gumbel picks.
 template <class T, int ISA>
 WK_INLINE void generic_chunk(const StatsCfg& c, const Needs& need, const RowJob& w, const T* row, const void* urow,
-                             int64_t c0, int64_t n, int64_t& sp, RowAcc& acc, float* z, float* pick) {
+                             int64_t c0, int64_t n, RowAcc& acc, float* z, float* pick) {
   const int64_t npad = (n + kBlock - 1) / kBlock * kBlock;
   float cm = load_chunk(c, row, urow, c0, n, z);
   for (int64_t i = n; i < npad; ++i) z[i] = kNegInf;
-  if (suppress_chunk(c, c0, n, sp, z)) cm = block_max(z, npad);  // the fused max may have seen one
-  if (need.soft && !acc.nonfinite) softmax_update<ISA>(c, need, z, npad, cm, acc);
+  bool changed = c.suppress.fill(c0, n, z, kNegInf);
+  if (w.prior >= c0 && w.prior < c0 + n) {
+    z[w.prior - c0] = z[w.prior - c0] + w.bias;  // after suppression: a suppressed prior stays -inf
+    changed = true;
+  }
+  if (changed) cm = block_max(z, npad);  // the fused max saw the values before
+
+  const bool has_ss = c.score_sup.any_in(c0, n);
+  float* sz = z;  // the score softmax's view of the chunk
+  float sm = cm;
+  if (has_ss && (need.soft || need.top2)) {
+    for (int64_t i = 0; i < npad; ++i) pick[i] = z[i];
+    c.score_sup.fill(c0, n, pick, kNegInf);
+    sz = pick;
+    sm = block_max(pick, npad);
+  }
+  if (need.soft && !acc.nonfinite) softmax_update<ISA>(c, need, sz, npad, sm, acc);
 
   const bool has_mask = c.mask_id >= c0 && c.mask_id < c0 + n;
   if (has_mask) z[c.mask_id - c0] = kNegInf;
-  const float am = has_mask ? block_max(z, npad) : cm;
+  const bool has_pick = c.pick.fill(c0, n, z, kNegInf);
+  if (need.top2) {
+    if (sz != z) {  // the candidates minus score_suppress_ids
+      if (has_mask) sz[c.mask_id - c0] = kNegInf;
+      c.pick.fill(c0, n, sz, kNegInf);
+    }
+    alignas(64) float a1[kLanes], a2[kLanes];
+    for (int l = 0; l < kLanes; ++l) a1[l] = a2[l] = kNegInf;
+    for (int64_t i = 0; i < npad; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) merge_top2(a1[l], a2[l], sz[i + l], kNegInf);
+    acc.merge_lanes(a1, a2);
+  }
+  const float am = has_mask || has_pick ? block_max(z, npad) : cm;
   acc.A = max_of(acc.A, am);
 
   if (need.x0 && !c.gumbel) {
     acc.offer(am, [&] { return c0 + first_equal(z, n, am); });
   } else if (need.x0) {
     gumbel_chunk<ISA>(c, w, z, npad, c0, acc, pick);
-  }
-  if (need.top2) {
-    alignas(64) float a1[kLanes], a2[kLanes];
-    for (int l = 0; l < kLanes; ++l) a1[l] = a2[l] = kNegInf;
-    for (int64_t i = 0; i < npad; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) merge_top2(a1[l], a2[l], z[i + l], kNegInf);
-    acc.merge_lanes(a1, a2);
   }
 }
 
@@ -223,11 +238,13 @@ WK_INLINE bool fast_row(const StatsCfg& c, const Needs& need) {
   return ISA != kIsaBase && !c.cfg && !(need.x0 && c.gumbel) && (!c.sampling || c.inv_t == 1.0f);
 }
 
-// Length of the fast span at c0: up to kSpan whole steps, stopping before the mask column and the
-// next suppressed id (0: none here).
-WK_INLINE int64_t fast_span_length(const StatsCfg& c, int64_t c0, int64_t sp) {
+// Length of the fast span at c0: up to kSpan whole steps, stopping before the mask column, the next
+// suppressed / pick- / score-suppressed id and the row's prior token (0: none here).
+WK_INLINE int64_t fast_span_length(const StatsCfg& c, const RowJob& w, int64_t c0) {
   int64_t stop = c.mask_id >= c0 ? c.mask_id : c.vocab;
-  if (sp < c.n_suppress) stop = min_of(stop, c.suppress[sp]);
+  if (w.prior >= c0) stop = min_of(stop, w.prior);
+  const int64_t sp = c.special.n > 0 ? c.special.from(c0) : 0;
+  if (sp < c.special.n) stop = min_of(stop, c.special.ids[sp]);
   return min_of(kSpan, stop - c0) / kSpanStep * kSpanStep;
 }
 
@@ -263,16 +280,20 @@ WK_INLINE bool fast_span(const Needs& need, const T* row, int64_t c0, int64_t n,
 template <class T>
 WK_INLINE RowResult finish_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, const RowAcc& acc) {
   RowResult res{c.mask_id, kNegInf, 0.0f};
-  if (!std::isfinite(acc.A)) return res;  // dead: no finite allowed logit
-  if (acc.nonfinite) return exact_nonfinite_row(c, row, urow, w, acc.arg);
+  if (acc.A == kNegInf) return res;  // dead: no candidate logit > -inf
+  // Every candidate's pick underflowed to -inf (z * (1/T) below -FLT_MAX): the spec's argmax of an
+  // all -inf row is index 0.
+  const int64_t x0 = acc.arg < 0 ? 0 : acc.arg;
+  if (acc.nonfinite) return exact_nonfinite_row(c, row, urow, w, x0);
+  const bool empty = acc.Mt == kNegInf;  // no score softmax entry > -inf: p = 0 everywhere
   const float fs = static_cast<float>(acc.S);
   // e / s, one correctly rounded division as the spec's p = e / s (e = 1 exactly at the max).
-  auto prob_of_z = [&](float zv) { return std::exp(zt_of(c, zv) - acc.Mt) / fs; };
+  auto prob_of_z = [&](float zv) { return empty ? 0.0f : std::exp(zt_of(c, zv) - acc.Mt) / fs; };
   if (w.full) {
-    res.x0 = acc.arg;
+    res.x0 = x0;
     switch (c.score) {
       case kScoreProb:
-        res.score = prob_of_z(c.gumbel ? z_at(c, row, urow, acc.arg) : acc.best);
+        res.score = c.score_sup.has(x0) ? 0.0f : prob_of_z(c.gumbel || acc.arg < 0 ? z_at(c, row, urow, w, x0) : acc.best);
         break;
       case kScoreMargin: {
         float z1, z2;
@@ -282,15 +303,15 @@ WK_INLINE RowResult finish_row(const StatsCfg& c, const T* row, const void* urow
         break;
       }
       case kScoreEntropy:
-        res.score = static_cast<float>(acc.H / acc.S - std::log(acc.S));
+        res.score = empty ? 0.0f : static_cast<float>(acc.H / acc.S - std::log(acc.S));
         break;
       case kScoreRandom:
-        res.score = position_uniform(w.seed, c.step, kStreamRandomScore, w.row);
+        res.score = position_uniform(w.seed, c.step, kStreamRandomScore, w.g);
         break;
     }
-    if (in_sorted(c.demote, c.n_demote, acc.arg)) res.score = kNegInf;
   }
-  if (w.xcur != c.mask_id) res.p_cur = prob_of_z(z_at(c, row, urow, w.xcur));
+  const bool cur = w.xcur != c.mask_id && w.xcur >= 0 && w.xcur < c.vocab && !c.score_sup.has(w.xcur);
+  if (cur) res.p_cur = prob_of_z(z_at(c, row, urow, w, w.xcur));
   return res;
 }
 
@@ -301,12 +322,11 @@ WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow,
   const Needs need = needs_of(c, w);
   const bool fast = fast_row<ISA>(c, need);
   RowAcc acc;
-  int64_t sp = 0;  // index of the next suppressed id
   int64_t c0 = 0;
   while (c0 < c.vocab) {
     if constexpr (ISA != kIsaBase) {
       if (fast && !acc.nonfinite) {
-        const int64_t n = fast_span_length(c, c0, sp);
+        const int64_t n = fast_span_length(c, w, c0);
         if (n > 0 && fast_span<T, ISA>(need, row, c0, n, acc)) {
           c0 += n;
           continue;
@@ -314,10 +334,51 @@ WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow,
       }
     }
     const int64_t n = min_of(kChunk, c.vocab - c0);
-    generic_chunk<T, ISA>(c, need, w, row, urow, c0, n, sp, acc, z, pick);
+    generic_chunk<T, ISA>(c, need, w, row, urow, c0, n, acc, z, pick);
     c0 += n;
   }
   return finish_row(c, row, urow, w, acc);
+}
+
+// Per-thread buffers of the truncated rows: the row's combined logits z and zs = z * (1/T), [V] each.
+struct TruncBufs {
+  std::vector<float> z, zs;
+  TruncationScratch scratch;
+};
+
+// A row under top_k / top_p (Dream's truncation): its combined logits are materialised once into
+// tb.z (CFG, NaN, suppression, prior), tempered into tb.zs, the cutoff c found on zs
+// (truncation_cutoff: keep == {zs >= c}), the removed entries set to -inf in tb.z, and the result
+// is an fp32 row without CFG, suppression or prior that stats_row reads as any other (fast spans
+// included). Passes over the logits: 1 read of the input, then the cutoff's passes and 2 over the
+// L2-resident fp32 row (mask, stats).
+template <class T, int ISA>
+WK_INLINE RowResult truncated_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, float* z,
+                                  float* pick, TruncBufs& tb) {
+  const int64_t V = c.vocab;
+  tb.z.resize(static_cast<size_t>(V));
+  tb.zs.resize(static_cast<size_t>(V));
+  float* zb = tb.z.data();
+  float* zsb = tb.zs.data();
+  for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
+    const int64_t n = min_of(kChunk, V - c0);
+    load_chunk(c, row, urow, c0, n, zb + c0);
+    c.suppress.fill(c0, n, zb + c0, kNegInf);
+  }
+  if (w.prior >= 0 && w.prior < V) zb[w.prior] = zb[w.prior] + w.bias;
+  const float it = c.inv_t;
+#pragma omp simd
+  for (int64_t v = 0; v < V; ++v) zsb[v] = zb[v] * it;
+  const float cut = truncation_cutoff(zsb, V, c.top_k, c.top_p, tb.scratch);
+#pragma omp simd
+  for (int64_t v = 0; v < V; ++v) zb[v] = zsb[v] >= cut ? zb[v] : kNegInf;
+  StatsCfg tc = c;
+  tc.cfg = false;
+  tc.suppress = IdList{};
+  tc.truncate = false;
+  RowJob tw = w;
+  tw.prior = -1;
+  return stats_row<float, ISA>(tc, zb, nullptr, tw, z, pick);
 }
 
 }  // namespace wk

@@ -19,6 +19,29 @@ constexpr float kPosInf = std::numeric_limits<float>::infinity();
 // Storage type of the unconditional (CFG) logits, which may differ from the conditional ones'.
 enum class Storage : uint8_t { kF32, kBf16, kF16 };
 
+// A sorted list of token ids.
+struct IdList {
+  const int64_t* ids = nullptr;
+  int64_t n = 0;
+  WK_MEMBER_INLINE bool has(int64_t v) const { return n > 0 && std::binary_search(ids, ids + n, v); }
+  // Index of the first id >= v.
+  WK_MEMBER_INLINE int64_t from(int64_t v) const { return std::lower_bound(ids, ids + n, v) - ids; }
+  // Sets z[id - c0] = val for the ids in [c0, c0 + len); true if any.
+  WK_MEMBER_INLINE bool fill(int64_t c0, int64_t len, float* z, float val) const {
+    bool any = false;
+    for (int64_t i = n > 0 ? from(c0) : 0; i < n && ids[i] < c0 + len; ++i) {
+      z[ids[i] - c0] = val;
+      any = true;
+    }
+    return any;
+  }
+  WK_MEMBER_INLINE bool any_in(int64_t c0, int64_t len) const {
+    if (n == 0) return false;
+    const int64_t i = from(c0);
+    return i < n && ids[i] < c0 + len;
+  }
+};
+
 // What is the same for every position of a call.
 struct StatsCfg {
   int64_t vocab;
@@ -30,21 +53,25 @@ struct StatsCfg {
   bool cfg;             // uncond rows given
   Storage uncond_type;  // their storage type
   float cfg_s1;         // fp32(cfg_scale + 1)
-  const int64_t* suppress;
-  int64_t n_suppress;
-  const int64_t* demote;
-  int64_t n_demote;
+  IdList suppress;      // -inf everywhere (combined_logits)
+  IdList pick;          // pick_suppress_ids: never x0
+  IdList score_sup;     // score_suppress_ids: out of the score / p_cur softmax
+  IdList special;       // the union of the three: the fast spans stop before each
   uint32_t step;
-  uint64_t groups;  // ceil(V / 4): Philox counters per row
+  uint64_t groups;      // ceil(V / 4): Philox counters per position
+  bool truncate;        // top_k > 0 or top_p < 1: the row goes through truncated_row
+  int64_t top_k;
+  double top_p;
 };
 
-// What is particular to one position: the per-row part of the configuration (a per-row seed,
-// sampling rule or logit prior belongs here, read by the chunk and span steps).
+// What is particular to one position: its Philox key and position, its logit prior.
 struct RowJob {
   bool full;      // x0 and score wanted (else p_cur only)
-  int64_t xcur;   // current token at this position
-  uint64_t row;   // b * G + g, the Philox row
-  uint64_t seed;  // Philox key
+  int64_t xcur;   // current token at this position (any value: p_cur is 0 outside [0, V))
+  uint64_t g;     // position in the generation region: the Philox counter (never the batch index)
+  uint64_t seed;  // the row's seed: the Philox key
+  int64_t prior;  // prior token (-1 or outside [0, V): none)
+  float bias;     // its logit bias
   WK_MEMBER_INLINE uint32_t key0() const { return static_cast<uint32_t>(seed); }
   WK_MEMBER_INLINE uint32_t key1() const { return static_cast<uint32_t>(seed >> 32); }
 };
@@ -68,8 +95,6 @@ WK_INLINE Needs needs_of(const StatsCfg& c, const RowJob& w) {
                w.full && c.score == kScoreMargin, w.full};
 }
 
-WK_INLINE bool in_sorted(const int64_t* ids, int64_t n, int64_t v) { return std::binary_search(ids, ids + n, v); }
-
 WK_INLINE float zt_of(const StatsCfg& c, float z) { return c.sampling ? z * c.inv_t : z; }
 
 WK_INLINE float uncond_at(const StatsCfg& c, const void* urow, int64_t v) {
@@ -83,15 +108,16 @@ WK_INLINE float uncond_at(const StatsCfg& c, const void* urow, int64_t v) {
   }
 }
 
-// fp32 logit of one entry after CFG, the NaN policy and suppression (the spec's combined_logits).
+// fp32 logit of one entry after CFG, the NaN policy, suppression and the prior (combined_logits).
 template <class T>
-WK_INLINE float z_at(const StatsCfg& c, const T* row, const void* urow, int64_t v) {
+WK_INLINE float z_at(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, int64_t v) {
   float z = to_f32(row[v]);
   if (c.cfg) {
     const float u = uncond_at(c, urow, v);
     z = u + c.cfg_s1 * (z - u);
   }
-  if (z != z || in_sorted(c.suppress, c.n_suppress, v)) z = kNegInf;
+  if (z != z || c.suppress.has(v)) z = kNegInf;
+  if (v == w.prior) z = z + w.bias;
   return z;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "checks.h"
 #include "common.h"
@@ -25,7 +26,9 @@ struct EmbedJob {
   const float* alpha;  // [B]
   float scale;         // fp32(scale): the spec multiplies an fp32 tensor by the Python float
   int64_t mask_id;
+  int64_t vocab;
   T* out;
+  bool* bad;  // [B * G]: the position's x or draft was outside the table (zero row)
 
   template <int ISA>
   WK_MEMBER_INLINE void rows(int64_t begin, int64_t end) const {
@@ -37,7 +40,10 @@ struct EmbedJob {
       const int64_t dv = draft[b * ds0 + g * ds1];
       const bool kv = keep[b * ks0 + g * ks1];
       T* o = out + i * D;
-      if (xv == mask_id && kv && dv >= 0) {
+      bad[i] = xv < 0 || xv >= vocab || dv < -1 || dv >= vocab;
+      if (bad[i]) {  // never read: a zero row, and the status flag tells the caller
+        for (int64_t d = 0; d < D; ++d) o[d] = from_f32(0.0f * sc, static_cast<T*>(nullptr));
+      } else if (xv == mask_id && kv && dv >= 0) {
         const float a = alpha[b];
         const float one_minus_a = 1.0f - a;
         const T* wd = weight + dv * ws0;
@@ -54,7 +60,7 @@ struct EmbedJob {
 };
 
 template <class T>
-void run(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
+bool run(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
          const at::Tensor& out, int64_t mask_id, const at::Tensor& alpha, double scale) {
   const at::Tensor al = alpha.to(at::kFloat).reshape({-1}).expand({x.size(0)}).contiguous();
   EmbedJob<T> j{};
@@ -74,15 +80,22 @@ void run(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft,
   j.alpha = al.const_data_ptr<float>();
   j.scale = static_cast<float>(scale);
   j.mask_id = mask_id;
+  j.vocab = weight.size(0);
   j.out = reinterpret_cast<T*>(out.data_ptr());
+  const int64_t n = x.size(0) * x.size(1);
+  std::vector<uint8_t> bad(static_cast<size_t>(n), 0);
+  j.bad = reinterpret_cast<bool*>(bad.data());
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(j.D, 1));
-  run_rows(j, x.size(0) * x.size(1), grain);
+  run_rows(j, n, grain);
+  return std::any_of(bad.begin(), bad.end(), [](uint8_t v) { return v != 0; });
 }
 
 }  // namespace
 
 void warm_embed(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
-                const at::Tensor& out, int64_t mask_id, const at::Tensor& alpha, double scale) {
+                const at::Tensor& out, int64_t mask_id, const at::Tensor& alpha, double scale,
+                const std::optional<at::Tensor>& status) {
+  (void)cpu_isa();  // a bad WARMKERN_CPU_ISA fails before any work
   check_tensor(weight, "weight", 2, {at::kFloat, at::kBFloat16, at::kHalf});
   check_unit_last_stride(weight, "weight");
   check_tensor(x, "x", 2, {at::kLong});
@@ -100,19 +113,26 @@ void warm_embed(const at::Tensor& weight, const at::Tensor& x, const at::Tensor&
   WK_CHECK_ARG(alpha.dim() <= 1 && (alpha.numel() == B || alpha.numel() == 1), "alpha", B,
                " values (one per row) or one, got shape ", alpha.sizes());
   WK_CHECK_ARG(mask_id >= 0 && mask_id < vocab, "mask_id", "an id in [0, ", vocab, "), got ", mask_id);
-  check_values_in(x, "x", 0, vocab);       // O(B*G): guards every weight row the kernel reads
-  check_values_in(draft, "draft", -1, vocab);
+  if (status.has_value()) {
+    check_tensor(*status, "status", 1, {at::kInt});
+    check_shape(*status, "status", {1});
+    check_writable(*status, "status");
+  }
+  // x / draft: any values. An id outside the table is never read (a zero row, reference.warm_embed)
+  // and sets status.
+  bool any_bad = false;
   switch (weight.scalar_type()) {
     case at::kFloat:
-      run<float>(weight, x, draft, keep, out, mask_id, alpha, scale);
+      any_bad = run<float>(weight, x, draft, keep, out, mask_id, alpha, scale);
       break;
     case at::kBFloat16:
-      run<Bf16>(weight, x, draft, keep, out, mask_id, alpha, scale);
+      any_bad = run<Bf16>(weight, x, draft, keep, out, mask_id, alpha, scale);
       break;
     default:
-      run<F16>(weight, x, draft, keep, out, mask_id, alpha, scale);
+      any_bad = run<F16>(weight, x, draft, keep, out, mask_id, alpha, scale);
       break;
   }
+  if (any_bad && status.has_value()) status->clamp_min_(1);  // max(status, 1), as the spec
 }
 
 }  // namespace wk

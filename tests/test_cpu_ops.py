@@ -32,18 +32,35 @@ def test_opcheck_all_ops():
     lo, hi = torch.tensor([0, 1]), torch.tensor([6, 4])
     k = torch.tensor([2, 1])
     op = torch.ops.warmkern_cpu
-    torch.library.opcheck(op.token_stats.default, (logits, x, None, 96, 1.0, "margin", "none", [3], [4], 0.0, 7, 2))
-    torch.library.opcheck(op.token_stats.default, (logits, x, logits * 0.5, 96, 0.0, "prob", "none", [], [], 1.5, 0, 0))
-    x0, sc, pc = op.token_stats(logits, x, None, 96, 0.0, "prob", "none", [], [], 0.0, 0, 0)
-    torch.library.opcheck(op.select.default, (sc, x0, pc, x.clone(), prov.clone(), 96, lo, hi, k, None, None, 0.5, 1))
+    seeds, step_t = torch.tensor([7, 2**40]), torch.tensor(3)
+    prior, bias = torch.tensor([[1, -1, 5, 96, 0, 2]] * 2), torch.tensor([1.0, -0.5])
+    off = (0, None, 0, None, 0, 1.0, None, None)  # seed .. prior_bias: the defaults
+    torch.library.opcheck(op.token_stats.default, (logits, x, None, 96, 1.0, "margin", "none", [3], [4], [], 0.0, 7,
+                                                   None, 2, None, 0, 1.0, None, None))
+    torch.library.opcheck(op.token_stats.default, (logits, x, logits * 0.5, 96, 0.0, "prob", "none", [], [], [], 1.5,
+                                                   *off))
+    torch.library.opcheck(op.token_stats.default, (logits, x, None, 96, 0.5, "entropy", "sampling", [], [5], [6], 0.0,
+                                                   0, seeds, 0, step_t, 9, 0.9, prior, bias))
+    x0, sc, pc = op.token_stats(logits, x, None, 96, 0.0, "prob", "none", [], [], [], 0.0, *off)
+    rnd = (0, None, 0, None)
+    torch.library.opcheck(op.select.default, (sc, x0, pc, x.clone(), prov.clone(), 96, lo, hi, k, None, None, 0.5, 1,
+                                              0.0, *rnd))
     torch.library.opcheck(op.select.default, (sc, x0, pc, x.clone(), prov.clone(), 96, lo, hi, None, None, 1.0, None,
-                                              None))
+                                              None, 0.0, *rnd))
+    torch.library.opcheck(op.select.default, (sc, x0, pc, x.clone(), prov.clone(), 96, lo, hi, k, None, None, None,
+                                              None, 0.3, 0, seeds, 0, step_t))
     torch.library.opcheck(op.denoise_step.default, (logits, x.clone(), prov.clone(), None, 96, lo, hi, None, 0.1, None,
-                                                    0.9, None, 1.0, "entropy", "sampling", [2], [], 0.0, 3, 1))
+                                                    0.9, None, 0.0, 1.0, "entropy", "sampling", [2], [], [], 0.0, 3,
+                                                    None, 1, None, 0, 1.0, None, None))
+    torch.library.opcheck(op.denoise_step.default, (logits, x.clone(), prov.clone(), None, 96, lo, hi, k, None, None,
+                                                    0.9, None, 0.4, 1.0, "prob", "none", [], [3], [4], 0.0, 0, seeds,
+                                                    0, step_t, 5, 0.8, prior, bias))
     w = torch.randn(97, 8)
     keep = torch.ones(2, 6, dtype=torch.bool)
     torch.library.opcheck(op.warm_embed.default, (w, x, x.clone(), keep, torch.empty(2, 6, 8), 96,
-                                                   torch.tensor([0.5, 0.25]), 1.0))
+                                                   torch.tensor([0.5, 0.25]), 1.0, None))
+    torch.library.opcheck(op.warm_embed.default, (w, x, x.clone(), keep, torch.empty(2, 6, 8), 96,
+                                                   torch.tensor([0.5, 0.25]), 1.0, torch.zeros(1, dtype=torch.int32)))
 
 
 def test_public_ops_dispatch_to_cpu():
@@ -62,8 +79,10 @@ def test_compile_fullgraph_step():
     lo, hi, k = torch.tensor([0, 0]), torch.tensor([6, 6]), torch.tensor([1, 2])
 
     def step(lg, xx, pp):
-        x0, sc, pc = torch.ops.warmkern_cpu.token_stats(lg, xx, None, 96, 0.0, "prob", "none", [], [], 0.0, 0, 0)
-        return torch.ops.warmkern_cpu.select(sc, x0, pc, xx, pp, 96, lo, hi, k, None, None, None, None)
+        x0, sc, pc = torch.ops.warmkern_cpu.token_stats(lg, xx, None, 96, 0.0, "prob", "none", [], [], [], 0.0, 0,
+                                                        None, 0, None, 0, 1.0, None, None)
+        return torch.ops.warmkern_cpu.select(sc, x0, pc, xx, pp, 96, lo, hi, k, None, None, None, None, 0.0, 0, None,
+                                             0, None)
 
     compiled = torch.compile(step, fullgraph=True, backend="eager")
     xe, pe = x.clone(), prov.clone()

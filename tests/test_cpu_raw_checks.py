@@ -1,11 +1,12 @@
-"""The C++ entry points re-check everything they index with (issue 12, items 2, 3 and 14).
+"""The C++ entry points re-check everything they index with (issue 12, items 1, 2, 3 and 14).
 
 warmkern.ops validates before any kernel runs, but torch.ops.warmkern_cpu.* can be called directly
 (and ops.py passes check_values=False values through unchecked), so the kernels must refuse bad
 arguments themselves: a RuntimeError naming the argument, never undefined behaviour. They also
 refuse to write into a tensor whose elements overlap (an expanded x / provisional) or into an
 inference tensor outside inference mode, and accept uncond_logits of another float dtype than
-logits (the reference does: both are read as fp32).
+logits (the reference does: both are read as fp32). Ids the spec defines outside the vocabulary (x of
+token_stats / denoise_step: p_cur 0; x / draft of warm_embed: a zero row and `status`) are never read.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def select_args(**over):
         score=torch.rand(B, G, generator=gen), x0=torch.randint(0, MASK, (B, G), generator=gen),
         p_cur=torch.rand(B, G, generator=gen), x=x, provisional=x != MASK, mask_id=MASK,
         lo=torch.zeros(B, dtype=torch.int64), hi=torch.full((B,), G), k=torch.ones(B, dtype=torch.int64),
-        threshold=None, factor=None, remask_threshold=0.5, remask_max=1,
+        threshold=None, factor=None, remask_threshold=0.5, remask_max=1, alg_temp=0.0, seed=0, row_seeds=None, step=0,
+        step_tensor=None,
     )
     args.update(over)
     return list(args.values())
@@ -43,7 +45,9 @@ def stats_args(**over):
     x[:, 1] = 7
     args = dict(
         logits=torch.randn(B, G, V, generator=gen), x=x, uncond_logits=None, mask_id=MASK, temperature=0.0,
-        score="prob", score_temperature="none", suppress_ids=[], demote_ids=[], cfg_scale=0.0, seed=0, step=0,
+        score="prob", score_temperature="none", suppress_ids=[], pick_suppress_ids=[], score_suppress_ids=[],
+        cfg_scale=0.0, seed=0, row_seeds=None, step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None,
+        prior_bias=None,
     )
     args.update(over)
     return list(args.values())
@@ -56,8 +60,9 @@ def step_args(**over):
     args = dict(
         logits=torch.randn(B, G, V, generator=gen), x=x, provisional=x != MASK, uncond_logits=None, mask_id=MASK,
         lo=torch.zeros(B, dtype=torch.int64), hi=torch.full((B,), G), k=torch.ones(B, dtype=torch.int64),
-        threshold=None, factor=None, remask_threshold=0.5, remask_max=1, temperature=0.0, score="prob",
-        score_temperature="none", suppress_ids=[], demote_ids=[], cfg_scale=0.0, seed=0, step=0,
+        threshold=None, factor=None, remask_threshold=0.5, remask_max=1, alg_temp=0.0, temperature=0.0, score="prob",
+        score_temperature="none", suppress_ids=[], pick_suppress_ids=[], score_suppress_ids=[], cfg_scale=0.0, seed=0,
+        row_seeds=None, step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None, prior_bias=None,
     )
     args.update(over)
     return list(args.values())
@@ -70,7 +75,7 @@ def embed_args(**over):
     args = dict(
         weight=torch.randn(V, 8, generator=gen), x=x, draft=torch.full((B, G), 3),
         keep=torch.ones(B, G, dtype=torch.bool), out=torch.empty(B, G, 8), mask_id=MASK,
-        alpha=torch.full((B,), 0.5), scale=1.0,
+        alpha=torch.full((B,), 0.5), scale=1.0, status=None,
     )
     args.update(over)
     return list(args.values())
@@ -107,6 +112,15 @@ SELECT_BAD = {
     "provisional shape": ("provisional", dict(provisional=torch.zeros(B, G + 2, dtype=torch.bool))),
     "no rule": ("k/threshold/factor", dict(k=None)),
     "two rules": ("k/threshold/factor", dict(threshold=0.5)),
+    "alg_temp negative": ("alg_temp", dict(alg_temp=-0.5)),
+    "alg_temp inverse overflows": ("alg_temp", dict(alg_temp=1e-45)),
+    "alg_temp without k": ("alg_temp", dict(alg_temp=0.5, k=None, threshold=0.5)),
+    "row_seeds dtype": ("row_seeds", dict(row_seeds=torch.ones(B, dtype=torch.int32))),
+    "row_seeds size": ("row_seeds", dict(row_seeds=int_tensor(1, 2, 3))),
+    "step_tensor dtype": ("step_tensor", dict(step_tensor=torch.tensor(1.0))),
+    "step_tensor size": ("step_tensor", dict(step_tensor=int_tensor(1, 2))),
+    "step_tensor range": ("step_tensor", dict(step_tensor=torch.tensor(2**32))),
+    "step negative": ("step", dict(step=-1)),
 }
 
 
@@ -120,8 +134,6 @@ def test_select_rejects(case):
 STATS_BAD = {
     "mask_id=V": ("mask_id", dict(mask_id=V)),
     "mask_id=-1": ("mask_id", dict(mask_id=-1)),
-    "x id V": ("x", dict(x=torch.full((B, G), V))),
-    "x id -1": ("x", dict(x=torch.full((B, G), -1))),
     "x dtype": ("x", dict(x=torch.full((B, G), MASK, dtype=torch.int32))),
     "x shape": ("x", dict(x=torch.full((B, G + 1), MASK))),
     "logits rank": ("logits", dict(logits=torch.randn(B, V))),
@@ -133,7 +145,23 @@ STATS_BAD = {
     "uncond last stride": ("uncond_logits", dict(uncond_logits=torch.randn(B, G, 2 * V)[:, :, ::2])),
     "suppress id": ("suppress_ids", dict(suppress_ids=[3, V])),
     "suppress negative": ("suppress_ids", dict(suppress_ids=[-1])),
-    "demote id": ("demote_ids", dict(demote_ids=[V + 5])),
+    "pick_suppress id": ("pick_suppress_ids", dict(pick_suppress_ids=[V + 5])),
+    "score_suppress negative": ("score_suppress_ids", dict(score_suppress_ids=[-2])),
+    "row_seeds dtype": ("row_seeds", dict(row_seeds=torch.ones(B))),
+    "row_seeds shape": ("row_seeds", dict(row_seeds=torch.ones(B, 1, dtype=torch.int64))),
+    "step_tensor dtype": ("step_tensor", dict(step_tensor=torch.tensor(1, dtype=torch.int32))),
+    "step_tensor negative": ("step_tensor", dict(step_tensor=torch.tensor(-1))),
+    "top_k negative": ("top_k", dict(top_k=-1)),
+    "top_p above 1": ("top_p", dict(top_p=1.5)),
+    "top_p nan": ("top_p", dict(top_p=float("nan"))),
+    "prior_ids shape": ("prior_ids", dict(prior_ids=torch.zeros(B, G + 1, dtype=torch.int64),
+                                          prior_bias=torch.ones(1))),
+    "prior_ids dtype": ("prior_ids", dict(prior_ids=torch.zeros(B, G, dtype=torch.int32), prior_bias=torch.ones(1))),
+    "prior_bias missing": ("prior_bias", dict(prior_ids=torch.zeros(B, G, dtype=torch.int64))),
+    "prior_bias size": ("prior_bias", dict(prior_ids=torch.zeros(B, G, dtype=torch.int64), prior_bias=torch.ones(3))),
+    "prior_bias dtype": ("prior_bias", dict(prior_ids=torch.zeros(B, G, dtype=torch.int64),
+                                            prior_bias=torch.ones(B, dtype=torch.float64))),
+    "temperature inverse overflows": ("temperature", dict(temperature=1e-45)),
     "score": ("score", dict(score="bogus")),
     "score_temperature": ("score_temperature", dict(score_temperature="Sampling")),
     "temperature": ("temperature", dict(temperature=-1.0)),
@@ -153,8 +181,6 @@ def test_token_stats_rejects(case):
 STEP_BAD = {
     **{k: v for k, v in SELECT_BAD.items() if v[0] not in ("score", "x0", "p_cur")},
     **STATS_BAD,
-    "x id V provisional": ("x", dict(x=torch.tensor([[V, MASK, MASK, MASK, MASK, MASK]] * B))),
-    "x id outside the window": ("x", dict(x=torch.tensor([[MASK] * (G - 1) + [V]] * B), hi=int_tensor(2, 2))),
 }
 
 
@@ -167,10 +193,9 @@ def test_denoise_step_rejects(case):
 
 EMBED_BAD = {
     "mask_id=V": ("mask_id", dict(mask_id=V)),
-    "x id": ("x", dict(x=torch.full((B, G), V))),
-    "x negative": ("x", dict(x=torch.full((B, G), -1))),
-    "draft id": ("draft", dict(draft=torch.full((B, G), V))),
-    "draft below -1": ("draft", dict(draft=torch.full((B, G), -2))),
+    "status dtype": ("status", dict(status=torch.zeros(1, dtype=torch.int64))),
+    "status shape": ("status", dict(status=torch.zeros(2, dtype=torch.int32))),
+    "status float": ("status", dict(status=torch.zeros(1))),
     "draft shape": ("draft", dict(draft=torch.zeros(B, G + 1, dtype=torch.int64))),
     "keep dtype": ("keep", dict(keep=torch.ones(B, G))),
     "alpha size": ("alpha", dict(alpha=torch.full((B + 1,), 0.5))),
@@ -188,6 +213,72 @@ def test_warm_embed_rejects(case):
     name, over = EMBED_BAD[case]
     with pytest.raises(RuntimeError, match=f"{name}:"):
         OP.warm_embed(*embed_args(**over))
+
+
+# ----------------------------------------------------------------------------- ids outside the vocabulary
+OUTSIDE = (V, -1, 10**9, -(10**9))
+
+
+def test_token_stats_gives_p_cur_zero_for_ids_outside_the_vocabulary():
+    x = torch.tensor([[MASK, V, -1, 10**9, 5, -(10**9)]] * B)
+    x0, _, pc = OP.token_stats(*stats_args(x=x))
+    assert torch.equal(pc[:, 1:4], torch.zeros(B, 3)) and torch.equal(pc[:, 5], torch.zeros(B))
+    assert (pc[:, 4] > 0).all()
+    want = reference.token_stats(stats_args(x=x)[0], x, mask_id=MASK)
+    assert torch.equal(x0, want[0])
+    torch.testing.assert_close(pc, want[2], rtol=1e-5, atol=1e-6)
+
+
+def test_denoise_step_remasks_provisional_ids_outside_the_vocabulary():
+    """p_cur of an id outside [0, V) is 0: below any remask threshold, never read."""
+    for bad in OUTSIDE:
+        x = torch.full((B, G), MASK)
+        x[:, 0] = bad
+        args = step_args(x=x, provisional=x != MASK)
+        _, nr = OP.denoise_step(*args)
+        assert nr.tolist() == [1] * B and (args[1][:, 0] == MASK).all()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_warm_embed_zero_rows_and_status_for_ids_outside_the_table(monkeypatch, isa):
+    use_isa(monkeypatch, isa)
+    for bad in OUTSIDE:
+        x = torch.full((B, G), MASK)
+        x[:, 0] = 5
+        x[0, 1] = bad
+        draft = torch.full((B, G), 3)
+        draft[1, 2] = bad if bad != -1 else -2
+        status = torch.zeros(1, dtype=torch.int32)
+        args = embed_args(x=x, draft=draft, status=status)
+        OP.warm_embed(*args)
+        out = args[4]
+        want = reference.warm_embed(args[0], x, draft, args[3], mask_id=MASK, alpha=args[6])
+        assert status.item() == 1
+        assert torch.equal(out[0, 1], torch.zeros(8)) and torch.equal(out[1, 2], torch.zeros(8))
+        torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+    status = torch.full((1,), 3, dtype=torch.int32)  # an earlier error code is kept (max)
+    OP.warm_embed(*embed_args(status=status, x=torch.full((B, G), V)))
+    assert status.item() == 3
+    status = torch.zeros(1, dtype=torch.int32)
+    OP.warm_embed(*embed_args(status=status))  # all ids fine: untouched
+    assert status.item() == 0
+
+
+# ----------------------------------------------------------------------------- WARMKERN_CPU_ISA
+@pytest.mark.parametrize("value", ["bogus", "AVX2", "sse"])
+def test_unknown_cpu_isa_is_an_error_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("WARMKERN_CPU_ISA", value)
+    for call in (lambda: OP.token_stats(*stats_args()), lambda: OP.select(*select_args()),
+                 lambda: OP.denoise_step(*step_args()), lambda: OP.warm_embed(*embed_args())):
+        with pytest.raises(ValueError, match=f"WARMKERN_CPU_ISA: expected one of base, avx2, avx512.*'{value}'"):
+            call()
+
+
+def test_empty_cpu_isa_means_unset(monkeypatch):
+    want = OP.token_stats(*stats_args())
+    monkeypatch.setenv("WARMKERN_CPU_ISA", "")
+    got = OP.token_stats(*stats_args())
+    assert all(torch.equal(a, w) for a, w in zip(got, want))
 
 
 # ----------------------------------------------------------------------------- written tensors

@@ -139,7 +139,8 @@ def test_denoise_step_parity(monkeypatch, isa, dtype, mode, rule, remask):
     hi = torch.tensor([8, 12])
     kw = dict(mask_id=MASK, lo=lo, hi=hi, remask_threshold=remask[0], remask_max=remask[1],
               temperature=mode[1], score=mode[0], score_temperature=mode[2], suppress_ids=(3, 300),
-              demote_ids=(7,), uncond_logits=uncond, cfg_scale=0.5, seed=77, step=4, **rule_kwargs(rule, b))
+              pick_suppress_ids=(7,), score_suppress_ids=(9,), uncond_logits=uncond, cfg_scale=0.5, seed=77, step=4,
+              **rule_kwargs(rule, b))
     for strided in (False, True):
         run_both(partial(step_call, logits), x, prov, strided, **kw)
 

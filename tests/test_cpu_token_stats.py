@@ -34,6 +34,7 @@ def check(logits, x, **kw):
         got, want, logits=logits, temperature=kw.get("temperature", 0.0), seed=kw.get("seed", 0),
         step=kw.get("step", 0), suppress_ids=kw.get("suppress_ids", ()), uncond_logits=kw.get("uncond_logits"),
         cfg_scale=kw.get("cfg_scale", 0.0),
+        **{n: kw[n] for n in ("top_k", "top_p", "prior_ids", "prior_bias") if n in kw},
     )
     return got, want
 
@@ -58,7 +59,8 @@ def test_parity_product(monkeypatch, isa, layout, temp, score, cfg, dtype):
     uncond = make_logits(b, g, v, dtype, layout, gen) if cfg else None
     check(
         logits, make_x(b, g, v, mask_id, gen), mask_id=mask_id, temperature=temp[1], score=score,
-        score_temperature=temp[2], suppress_ids=(0, 3, 1023, 1024, v - 1), demote_ids=(5, 17),
+        score_temperature=temp[2], suppress_ids=(0, 3, 1023, 1024, v - 1), pick_suppress_ids=(5, 17),
+        score_suppress_ids=(17, 40),
         uncond_logits=uncond, cfg_scale=1.5 if cfg else 0.0, seed=1234, step=3,
     )
 
@@ -144,7 +146,7 @@ def test_long_rows(monkeypatch, isa, dtype, score):
     x[0, 1::2] = torch.tensor([12000, 5000, 4100, 3333])
     for temperature, st_ in ((0.0, "none"), (1.0, "none")):
         check(logits, x, mask_id=mask_id, temperature=temperature, score=score, score_temperature=st_,
-              suppress_ids=(5, 4200, 11000), demote_ids=(17,), seed=8, step=1)
+              suppress_ids=(5, 4200, 11000), pick_suppress_ids=(17,), score_suppress_ids=(4300,), seed=8, step=1)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -170,7 +172,7 @@ def test_back_to_back_full_spans(monkeypatch, isa, dtype, score):
     logits = logits.to(dtype)
     x = make_x(1, g, v, mask_id, gen)
     x[0, 1::2] = torch.tensor([4500, 9000, 4096])
-    check(logits, x, mask_id=mask_id, temperature=0.0, score=score, demote_ids=(3,), seed=4, step=2)
+    check(logits, x, mask_id=mask_id, temperature=0.0, score=score, pick_suppress_ids=(3,), seed=4, step=2)
 
 
 def test_sampling_frequencies_follow_softmax(monkeypatch):
@@ -220,5 +222,6 @@ def test_parity_hypothesis(b, g, v, dtype, score, temp, cfg, seed, step, data):
     x = torch.randint(0, v, (b, g), generator=gen)
     x[torch.rand(b, g, generator=gen) < 0.5] = mask_id
     check(logits, x, mask_id=mask_id, temperature=temp[1], score=score, score_temperature=temp[2],
-          suppress_ids=tuple(data.draw(ids)), demote_ids=tuple(data.draw(ids)), uncond_logits=uncond,
+          suppress_ids=tuple(data.draw(ids)), pick_suppress_ids=tuple(data.draw(ids)),
+          score_suppress_ids=tuple(data.draw(ids)), uncond_logits=uncond,
           cfg_scale=data.draw(st.floats(-1.0, 3.0)) if cfg else 0.0, seed=seed, step=step)

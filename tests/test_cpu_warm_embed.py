@@ -54,9 +54,16 @@ def test_warm_embed_strided_views():
     assert torch.equal(out, want)
 
 
-def test_warm_embed_rejects_bad_ids():
+def test_warm_embed_bad_ids_give_zero_rows_and_status():
+    """An id outside the table is never read: a zero row, and status is set (reference.warm_embed)."""
     weight = torch.randn(10, 4)
-    x = torch.tensor([[3, 12]])
-    with pytest.raises(RuntimeError, match="outside"):
-        cpu.warm_embed(weight, x, torch.zeros_like(x), torch.ones(1, 2, dtype=torch.bool), mask_id=9,
-                       alpha=torch.tensor([0.5]), out=torch.empty(1, 2, 4))
+    x = torch.tensor([[3, 12, 9, -1]])
+    draft = torch.tensor([[0, 0, 10, 2]])
+    keep = torch.ones(1, 4, dtype=torch.bool)
+    st, st_ref = torch.zeros(1, dtype=torch.int32), torch.zeros(1, dtype=torch.int32)
+    want = reference.warm_embed(weight, x, draft, keep, mask_id=9, alpha=torch.tensor([0.5]), status=st_ref)
+    got = cpu.warm_embed(weight, x, draft, keep, mask_id=9, alpha=torch.tensor([0.5]), out=torch.empty(1, 4, 4),
+                         status=st)
+    assert st.item() == st_ref.item() == 1
+    assert torch.equal(got[0, 1:], torch.zeros(3, 4))
+    assert torch.equal(got, want)
