@@ -45,24 +45,35 @@ class StepGroup:
     batch: int
     temperature: float
     score: str
+    top_p: float = 1.0  # Dream's truncation (bench_truncation.py); off by default
+    top_k: int = 0
+
+    @property
+    def trunc(self) -> str:
+        return (f" top_p={self.top_p:g}" if self.top_p < 1 else "") + (f" top_k={self.top_k}" if self.top_k else "")
 
     @property
     def name(self) -> str:
-        return f"denoise_step B={self.batch} T={self.temperature:g} score={self.score}"
+        return f"denoise_step B={self.batch} T={self.temperature:g} score={self.score}{self.trunc}"
 
     @property
     def id(self) -> str:
-        return f"B{self.batch}-T{self.temperature:g}-{self.score}"
+        return f"B{self.batch}-T{self.temperature:g}-{self.score}{self.trunc.replace(' ', '-')}"
 
 
 if QUICK:
     STEP_GROUPS = [StepGroup(1, 0.0, "prob"), StepGroup(1, 1.0, "prob")]
+    TRUNC_GROUPS = [StepGroup(1, 0.0, "prob", top_p=0.95), StepGroup(1, 1.0, "prob", top_k=50)]
     EMBED_BATCHES = [1]
 else:
     STEP_GROUPS = [
         StepGroup(1, 0.0, "prob"), StepGroup(1, 1.0, "prob"),
         StepGroup(4, 0.0, "prob"), StepGroup(4, 1.0, "prob"),
         StepGroup(1, 0.0, "margin"), StepGroup(1, 0.0, "entropy"),
+    ]
+    # Dream / DiffuCoder's settings (issue 15): top_p = 0.95 or top_k = 50, greedy and sampled
+    TRUNC_GROUPS = [
+        StepGroup(1, t, "prob", top_p=p, top_k=k) for p, k in ((0.95, 0), (1.0, 50)) for t in (0.0, 1.0)
     ]
     EMBED_BATCHES = [1, 4]
 
