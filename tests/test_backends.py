@@ -81,18 +81,19 @@ def test_ops_pass_opcheck(op):
     lo, hi, k = torch.zeros(b, dtype=torch.long), torch.full((b,), gl), torch.full((b,), 2)
     if op == "warm_embed":
         args = (torch.randn(v, 3, generator=g), x, torch.ones_like(x), prov.logical_not(), torch.empty(b, gl, 3),
-                MASK, torch.full((b,), 0.5), 1.0, "reference")
+                MASK, torch.full((b,), 0.5), 1.0, None, "reference")
         fn = torch.ops.warmkern.warm_embed
     elif op == "token_stats":
-        args = (torch.randn(b, gl, v, generator=g), x, None, MASK, 0.0, "prob", "none", [], [], 0.0, 0, 0, "reference")
+        args = (torch.randn(b, gl, v, generator=g), x, None, MASK, 0.0, "prob", "none", [], [], [], 0.0, 0, None, 0,
+                None, 0, 1.0, None, None, "reference")
         fn = torch.ops.warmkern.token_stats
     elif op == "select":
         args = (torch.rand(b, gl, generator=g), torch.ones_like(x), torch.rand(b, gl, generator=g), x, prov, MASK,
-                lo, hi, k, None, None, None, None, "reference")
+                lo, hi, k, None, None, None, None, 0.0, 0, None, 0, None, "reference")
         fn = torch.ops.warmkern.select
     else:
-        args = (torch.randn(b, gl, v, generator=g), x, prov, None, MASK, lo, hi, k, None, None, None, None, 0.0,
-                "prob", "none", [], [], 0.0, 0, 0, "reference")
+        args = (torch.randn(b, gl, v, generator=g), x, prov, None, MASK, lo, hi, k, None, None, None, None, 0.0, 0.0,
+                "prob", "none", [], [], [], 0.0, 0, None, 0, None, 0, 1.0, None, None, "reference")
         fn = torch.ops.warmkern.denoise_step
     torch.library.opcheck(fn, args)
 
@@ -118,6 +119,7 @@ def test_compile_traces_the_custom_op_and_eager_matches_it():
     targets = [str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"]
     assert any("warmkern.denoise_step" in t for t in targets), targets
     via_op = torch.ops.warmkern.denoise_step(logits, x_c, p_c, None, MASK, torch.zeros(2, dtype=torch.long),
-                                             torch.full((2,), 6), torch.full((2,), 2), None, None, None, None, 1.0,
-                                             "prob", "none", [], [], 0.0, 5, 0, "reference")
+                                             torch.full((2,), 6), torch.full((2,), 2), None, None, None, None, 0.0,
+                                             1.0, "prob", "none", [], [], [], 0.0, 5, None, 0, None, 0, 1.0, None,
+                                             None, "reference")
     assert torch.equal(x_a, x_b) and torch.equal(x_a, x_c) and torch.equal(eager[0], via_op[0])
