@@ -2,14 +2,21 @@
 //
 // A row is cut into pieces, each fed to the row's accumulators (RowAcc, stats_state.h):
 //  - generic chunks of up to kChunk entries, loaded once (bf16/fp16/fp32 -> fp32 with CFG, NaN ->
-//    -inf and suppression applied on the fly) into a small fp32 buffer that every accumulator then
-//    reads: the chunk maximum, the softmax sum and entropy accumulator (online softmax: rescaled once
-//    per chunk, not per element), the argmax (or the Gumbel-max with Philox noise, one Philox call
-//    per 4 entries) and the top-2 for the margin score. Every case of the spec goes this way;
+//    -inf, suppression and the row's prior bias applied on the fly) into a small fp32 buffer that every
+//    accumulator then reads: the chunk maximum, the softmax sum and entropy accumulator (online softmax:
+//    rescaled once per chunk, not per element; score_suppress_ids left out), the argmax over the
+//    candidates (mask and pick_suppress_ids left out; or the Gumbel-max with Philox noise keyed by the
+//    row's seed and the position g, one Philox call per 4 entries) and the top-2 for the margin score.
+//    Every case of the spec goes this way;
 //  - in the AVX2 / AVX-512 variants, fast spans of up to kSpan entries read straight from the input
 //    in registers (span_kernels.inc) wherever no Gumbel draw, CFG or softmax scale is involved; they
-//    stop before the mask column and each suppressed id, which the generic chunks then take.
-// Only O(chunk) temporary memory per thread; logits are never copied or converted as a whole.
+//    stop before the mask column, each suppressed / pick- / score-suppressed id and the row's prior
+//    token (one compare per span, not per entry), which the generic chunks then take.
+// A +inf entry of the score softmax sends the row's scores to exact_nonfinite_row (uniform over the
+// +inf entries). Rows under top_k / top_p go through truncated_row: the row's combined logits are
+// materialised once in per-thread fp32 scratch, the cutoff found (truncation.h), and the truncated
+// fp32 row read by the same kernel. Only O(chunk) temporary memory per thread (O(V) when truncating);
+// the logits are never copied or converted as a whole.
 #pragma once
 
 #include <cmath>

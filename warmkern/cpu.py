@@ -7,7 +7,8 @@ name, defaults from the table) and passes them on in schema order.
 
 The kernels pick AVX-512, AVX2 or baseline code at run time from the CPU (the wheel is built for
 generic x86-64/aarch64); WARMKERN_CPU_ISA=base|avx2|avx512 caps the choice (read on every call),
-which the tests use to check every variant against the reference.
+which the tests use to check every variant against the reference. Unset or empty means the best variant;
+any other value is a ValueError naming WARMKERN_CPU_ISA when a kernel is called (never a silent fallback).
 """
 
 from __future__ import annotations
