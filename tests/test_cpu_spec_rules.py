@@ -140,8 +140,9 @@ def test_prior(monkeypatch, isa, temp, score, dtype):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("temp", TEMPS, ids=str)
 @pytest.mark.parametrize("score", reference.SCORE_MODES)
-@pytest.mark.parametrize("trunc", [dict(top_k=1), dict(top_k=50), dict(top_p=0.95), dict(top_p=0.3, top_k=20),
-                                   dict(top_p=1e-6), dict(top_k=V + 3)], ids=str)
+@pytest.mark.parametrize("trunc", [dict(top_k=1), dict(top_k=2), dict(top_k=50), dict(top_k=V - 1), dict(top_k=V),
+                                   dict(top_k=V + 3), dict(top_p=0.95), dict(top_p=0.5), dict(top_p=0.3, top_k=20),
+                                   dict(top_p=1e-6), dict(top_p=0.0)], ids=str)
 def test_truncation(monkeypatch, isa, temp, score, trunc):
     use_isa(monkeypatch, isa)
     b, g = 2, 3
