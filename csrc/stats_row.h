@@ -354,11 +354,11 @@ struct TruncBufs {
 };
 
 // A row under top_k / top_p (Dream's truncation): its combined logits are materialised once into
-// tb.z (CFG, NaN, suppression, prior), tempered into tb.zs, the cutoff c found on zs
+// tb.z (CFG, NaN, suppression, prior) and tempered into tb.zs in the same pass, the cutoff c found on zs
 // (truncation_cutoff: keep == {zs >= c}), the removed entries set to -inf in tb.z, and the result
 // is an fp32 row without CFG, suppression or prior that stats_row reads as any other (fast spans
-// included). Passes over the logits: 1 read of the input, then the cutoff's passes and 2 over the
-// L2-resident fp32 row (mask, stats).
+// included). Passes over the logits: 1 read of the input (tempered chunk by chunk in the same pass),
+// then the cutoff's passes and 2 over the L2-resident fp32 row (apply the cutoff, statistics).
 template <class T, int ISA>
 WK_INLINE RowResult truncated_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, float* z,
                                   float* pick, TruncBufs& tb) {
@@ -367,15 +367,17 @@ WK_INLINE RowResult truncated_row(const StatsCfg& c, const T* row, const void* u
   tb.zs.resize(static_cast<size_t>(V));
   float* zb = tb.z.data();
   float* zsb = tb.zs.data();
+  const float it = c.inv_t;
   for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
     const int64_t n = min_of(kChunk, V - c0);
-    load_chunk(c, row, urow, c0, n, zb + c0);
-    c.suppress.fill(c0, n, zb + c0, kNegInf);
-  }
-  if (w.prior >= 0 && w.prior < V) zb[w.prior] = zb[w.prior] + w.bias;
-  const float it = c.inv_t;
+    float* zc = zb + c0;
+    float* zsc = zsb + c0;
+    load_chunk(c, row, urow, c0, n, zc);
+    c.suppress.fill(c0, n, zc, kNegInf);
+    if (w.prior >= c0 && w.prior < c0 + n) zc[w.prior - c0] = zc[w.prior - c0] + w.bias;
 #pragma omp simd
-  for (int64_t v = 0; v < V; ++v) zsb[v] = zb[v] * it;
+    for (int64_t i = 0; i < n; ++i) zsc[i] = zc[i] * it;  // tempered while the chunk is in L1
+  }
   const float cut = truncation_cutoff(zsb, V, c.top_k, c.top_p, tb.scratch);
 #pragma omp simd
   for (int64_t v = 0; v < V; ++v) zb[v] = zsb[v] >= cut ? zb[v] : kNegInf;
