@@ -39,4 +39,7 @@ struct TruncationScratch {
 // together). Returns a c with keep == {v : zs[v] >= c} (-inf is a valid answer when nothing is removed).
 float truncation_cutoff(const float* zs, int64_t V, int64_t top_k, double top_p, TruncationScratch& scratch);
 
+// The same cutoff by sorting the row (truncation_sort.cpp): the tests' second oracle and the bench's baseline.
+float truncation_cutoff_sort(const float* zs, int64_t V, int64_t top_k, double top_p, TruncationScratch& scratch);
+
 }  // namespace wk
