@@ -8,21 +8,31 @@
 #include <limits>
 
 #include "common.h"
+#if WK_X86
+#include <immintrin.h>
+#endif
 #include "truncation_radix.h"
 
 namespace wk {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr int kThresholds = 8;
-// t_j = M - kDelta[j]: geometric steps, so some t_j lands near any cutoff whatever the logits' scale
-// (at M - 16 the mass below is < V e^-16, 1.4% of the softmax at V = 126464).
-constexpr float kDelta[kThresholds] = {0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f};
-constexpr int64_t kStatBlock = 1024;  // entries per fp32 partial sum (4 KiB of exps on the stack)
+constexpr int kThresholds = 16;
+// t_j = M - kDelta[j] when top_p is on: unit steps where the top_p cutoff of LLM-like logits usually
+// falls (the candidates then exceed the nucleus by ~1.5x at most; each one costs a radix step),
+// geometric beyond (at M - 20 the mass below is < V e^-20, 2.6e-4 at V = 126464).
+constexpr float kDelta[kThresholds] = {0.5f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f,
+                                       8.0f, 10.0f, 12.0f, 14.0f, 16.0f, 20.0f, 32.0f, 64.0f};
+// top_k alone: 8 geometric steps, so some t_j lands near the cutoff whatever the logits' scale (a
+// top_k candidate is cheap; a threshold costs a sweep over the row).
+constexpr int kThresholdsK = 8;
+constexpr float kDeltaK[kThresholdsK] = {0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f};
+constexpr int64_t kStatBlock = 4096;  // entries per fp32 partial sum (16 KiB of exps on the stack, L1)
 constexpr int64_t kSkipBlock = 64;    // compaction skips blocks with nothing >= t after one test
 
 // What pass 2 measures: entries >= t_j, their mass, and the whole exp-sum.
 struct Bracket {
+  int nt = kThresholds;  // thresholds in use
   float t[kThresholds];
   int64_t count[kThresholds] = {};
   double mass[kThresholds] = {};
@@ -37,47 +47,121 @@ WK_INLINE float exp_le0(float d) {
   return d < kExpFloor ? 0.0f : ex;
 }
 
+// GCC vector types for the passes' reductions, as wide as the ISA variant's registers (a wider type
+// would be split into scalar code). `omp simd` reductions keep their accumulators on the stack (a
+// store-to-load chain per vector); these stay in registers, and four of them break the add latency chain.
 template <int ISA>
-WK_INLINE float row_max(const float* zs, int64_t V) {
-  float m = -kInf;
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < V; ++i) m = zs[i] > m ? zs[i] : m;
-  return m;
+struct Vec {
+  static constexpr int kBytes = ISA == kIsaBase ? 16 : 32;
+  typedef float F __attribute__((vector_size(kBytes)));
+  typedef int32_t I __attribute__((vector_size(kBytes)));
+  static constexpr int64_t kLanes = kBytes / 4;
+  static constexpr int64_t kStep = 4 * kLanes;  // one unrolled step: four vectors, four chains
+};
+
+#define WK_LOADV(dst, src) __builtin_memcpy(&(dst), (src), sizeof(dst))
+
+// Pass 1: the row max (NaN ignored); nan: whether the row holds a NaN (outside the contract), for free.
+template <int ISA>
+WK_INLINE float row_max(const float* zs, int64_t V, bool& nan) {
+  using F = typename Vec<ISA>::F;
+  using I = typename Vec<ISA>::I;
+  constexpr int64_t L = Vec<ISA>::kLanes;
+  F m[4];
+  I bad = {};
+  for (int k = 0; k < 4; ++k) m[k] = F{} - kInf;
+  int64_t i = 0;
+  for (; i + 4 * L <= V; i += 4 * L) {
+    for (int k = 0; k < 4; ++k) {
+      F v;
+      WK_LOADV(v, zs + i + k * L);
+      m[k] = v > m[k] ? v : m[k];
+      bad |= v != v;
+    }
+  }
+  float mx = -kInf;
+  int any = 0;
+  for (int l = 0; l < L; ++l) {
+    for (int k = 0; k < 4; ++k) mx = m[k][l] > mx ? m[k][l] : mx;
+    any |= bad[l];
+  }
+  for (; i < V; ++i) {
+    mx = zs[i] > mx ? zs[i] : mx;
+    any |= zs[i] != zs[i] ? 1 : 0;
+  }
+  nan = any != 0;
+  return mx;
 }
 
-// Pass 2 over one block: counts (and masses, with MASS) of the entries >= each threshold.
-template <int ISA, bool MASS>
+// Sum of the lanes of four accumulators (tree order, once per block).
+template <int ISA>
+WK_INLINE double lanes_sum(const typename Vec<ISA>::F (&a)[4]) {
+  const typename Vec<ISA>::F s = (a[0] + a[1]) + (a[2] + a[3]);
+  float t = 0.0f;
+  for (int l = 0; l < Vec<ISA>::kLanes; ++l) t += s[l];
+  return t;
+}
+
+// Pass 2 over one block: counts (COUNT) and masses (MASS) of the entries >= each threshold.
+template <int ISA, bool COUNT, bool MASS>
 WK_INLINE void bracket_block(const float* z, int64_t n, float M, Bracket& b) {
+  using F = typename Vec<ISA>::F;
+  using I = typename Vec<ISA>::I;
+  constexpr int64_t L = Vec<ISA>::kLanes;
   float e[kStatBlock];
+  const int64_t nv = n - n % (4 * L);  // the vector part; the rest runs scalar
   if constexpr (MASS) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; ++i) {
-      e[i] = exp_le0<ISA>(z[i] - M);
-      s += e[i];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) e[i] = exp_le0<ISA>(z[i] - M);
+    F acc[4] = {};
+    for (int64_t i = 0; i < nv; i += 4 * L) {
+      for (int k = 0; k < 4; ++k) {
+        F v;
+        WK_LOADV(v, e + i + k * L);
+        acc[k] += v;
+      }
     }
+    double s = lanes_sum<ISA>(acc);
+    for (int64_t i = nv; i < n; ++i) s += e[i];
     b.s += s;
   }
-  for (int j = 0; j < kThresholds; ++j) {
+  for (int j = 0; j < b.nt; ++j) {
     const float t = b.t[j];
-    int32_t c = 0;
-    float ms = 0.0f;
-#pragma omp simd reduction(+ : c, ms)
-    for (int64_t i = 0; i < n; ++i) {
-      const bool in = z[i] >= t;
-      c += in ? 1 : 0;
-      if constexpr (MASS) ms += in ? e[i] : 0.0f;
+    const F tv = F{} + t;
+    F m[4] = {};
+    I c[4] = {};
+    for (int64_t i = 0; i < nv; i += 4 * L) {
+      for (int k = 0; k < 4; ++k) {
+        F v;
+        WK_LOADV(v, z + i + k * L);
+        const I in = v >= tv;  // -1 where true
+        if constexpr (COUNT) c[k] -= in;
+        if constexpr (MASS) {
+          F ev;
+          WK_LOADV(ev, e + i + k * L);
+          m[k] += reinterpret_cast<F>(reinterpret_cast<I>(ev) & in);
+        }
+      }
     }
-    b.count[j] += c;
+    int64_t cnt = 0;
+    const I ct = (c[0] + c[1]) + (c[2] + c[3]);
+    for (int l = 0; l < L; ++l) cnt += ct[l];
+    double ms = MASS ? lanes_sum<ISA>(m) : 0.0;
+    for (int64_t i = nv; i < n; ++i) {
+      cnt += z[i] >= t ? 1 : 0;
+      if constexpr (MASS) ms += z[i] >= t ? e[i] : 0.0f;
+    }
+    b.count[j] += cnt;
     b.mass[j] += ms;
   }
 }
 
-template <int ISA, bool MASS>
+template <int ISA, bool COUNT, bool MASS>
 WK_INLINE void bracket_row(const float* zs, int64_t V, float M, Bracket& b) {
-  for (int j = 0; j < kThresholds; ++j) b.t[j] = M - kDelta[j];
+  b.nt = MASS ? kThresholds : kThresholdsK;
+  for (int j = 0; j < b.nt; ++j) b.t[j] = M - (MASS ? kDelta[j] : kDeltaK[j]);
   for (int64_t c0 = 0; c0 < V; c0 += kStatBlock) {
-    bracket_block<ISA, MASS>(zs + c0, V - c0 < kStatBlock ? V - c0 : kStatBlock, M, b);
+    bracket_block<ISA, COUNT, MASS>(zs + c0, V - c0 < kStatBlock ? V - c0 : kStatBlock, M, b);
   }
 }
 
@@ -106,10 +190,30 @@ WK_INLINE int64_t compact_ge(const float* zs, int64_t V, float t, float* out) {
   return n;
 }
 
+#if WK_X86
+// Pass 3 on AVX-512: 16 entries a step, compressed in a register and stored whole (out holds V + 16
+// floats: the store may run 16 past n), no branch on the data.
+WK_TARGET_AVX512 WK_NOINLINE int64_t compact_ge_avx512(const float* zs, int64_t V, float t, float* out) {
+  const __m512 tv = _mm512_set1_ps(t);
+  int64_t n = 0, i = 0;
+  for (; i + 16 <= V; i += 16) {
+    const __m512 v = _mm512_loadu_ps(zs + i);
+    const __mmask16 k = _mm512_cmp_ps_mask(v, tv, _CMP_GE_OQ);
+    _mm512_storeu_ps(out + n, _mm512_maskz_compress_ps(k, v));
+    n += __builtin_popcount(static_cast<unsigned>(k));
+  }
+  for (; i < V; ++i) {
+    out[n] = zs[i];
+    n += zs[i] >= t ? 1 : 0;
+  }
+  return n;
+}
+#endif
+
 // The highest threshold that holds the top_k (count >= k) and top_p (mass > top_p s) cutoffs.
 WK_INLINE float pick_threshold(const Bracket& b, bool use_k, int64_t k, bool use_p, double top_p) {
   float tk = -kInf, tp = -kInf;
-  for (int j = kThresholds - 1; j >= 0; --j) {
+  for (int j = b.nt - 1; j >= 0; --j) {
     if (use_k && b.count[j] >= k) tk = b.t[j];
     if (use_p && b.mass[j] > top_p * b.s) tp = b.t[j];
   }
@@ -156,20 +260,30 @@ WK_INLINE float cutoff_impl(const float* zs, int64_t V, int64_t top_k, double to
   const bool use_k = top_k > 0 && top_k < V;
   const bool use_p = top_p < 1.0;
   if (!use_k && !use_p) return -kInf;
-  const float M = row_max<ISA>(zs, V);  // pass 1
-  if (M == -kInf) return -kInf;         // nothing > -inf: top_p keeps all, the k-th largest is -inf
+  bool nan = false;
+  const float M = row_max<ISA>(zs, V, nan);                 // pass 1
+  if (nan) return std::numeric_limits<float>::quiet_NaN();  // keeps nothing; the op reports it
+  if (M == -kInf) return -kInf;  // nothing > -inf: top_p keeps all, the k-th largest is -inf
   if (use_p && M == kInf) return kInf;  // uniform over the +inf entries: top_p keeps exactly them
   Bracket b;                            // pass 2
-  if (use_p) {
-    bracket_row<ISA, true>(zs, V, M, b);
+  if (use_p && use_k) {
+    bracket_row<ISA, true, true>(zs, V, M, b);
+  } else if (use_p) {
+    bracket_row<ISA, false, true>(zs, V, M, b);
   } else {
-    bracket_row<ISA, false>(zs, V, M, b);
+    bracket_row<ISA, true, false>(zs, V, M, b);
   }
   float t = pick_threshold(b, use_k, top_k, use_p, top_p);
   const float top_p32 = static_cast<float>(top_p);  // the spec compares in fp32
-  float* vals = grow(sc.values, V);
+  float* vals = grow(sc.values, V + 16);  // + 16: compact_ge_avx512's whole-vector stores
   for (;;) {
-    const int64_t n = compact_ge<ISA>(zs, V, t, vals);  // pass 3 (4: the rare retry)
+    int64_t n;  // pass 3 (4: the rare retry)
+#if WK_X86
+    if constexpr (ISA == kIsaAvx512) n = t == -kInf ? compact_ge<ISA>(zs, V, t, vals) : compact_ge_avx512(zs, V, t, vals);
+    else n = compact_ge<ISA>(zs, V, t, vals);
+#else
+    n = compact_ge<ISA>(zs, V, t, vals);
+#endif
     float cut = -kInf;
     if (use_p) {
       cut = top_p_cut<ISA>(sc, n, t, M, b.s, top_p32);

@@ -4,8 +4,8 @@
 // Algorithm (truncation.cpp, truncation_radix.cpp): three streaming passes over the row, then an
 // exact radix select over the few candidates the passes leave:
 //   1. the row max M (vectorised);
-//   2. for 8 thresholds t_j = M - {0.5, 1, 2, ..., 64}: the count of entries >= t_j (top_k) and, for
-//      top_p, their softmax mass together with the exp-sum s (vectorised exp, block sums in double);
+//   2. for 16 thresholds t_j = M - {0.5, 1, 2, 3, ..., 20, 32, 64}: the count of entries >= t_j (top_k),
+//      for top_p their softmax mass and the exp-sum s (vectorised exp, block sums in double);
 //   3. compaction of the entries >= t into scratch, t = the highest threshold that provably holds
 //      both cutoffs (count >= top_k, mass > top_p; -inf = the whole row when none does); blocks of 64
 //      entries with nothing >= t are skipped after one vector compare.
@@ -37,6 +37,8 @@ struct TruncationScratch {
 // top_k: 0 = off, else keep zs >= the k-th largest value (ties stay). top_p in [0, 1]: 1 = off, else
 // keep v iff the softmax(zs) mass of entries strictly greater than zs[v] is <= top_p (ties stay
 // together). Returns a c with keep == {v : zs[v] >= c} (-inf is a valid answer when nothing is removed).
+// A row holding NaN (outside the contract) gets NaN (nothing kept) when a truncation is on: pass 1
+// notices it for free, so callers that cannot rule NaN out check the result instead of the row.
 float truncation_cutoff(const float* zs, int64_t V, int64_t top_k, double top_p, TruncationScratch& scratch);
 
 // The same cutoff by sorting the row (truncation_sort.cpp): the tests' second oracle and the bench's baseline.

@@ -20,7 +20,6 @@ at::Tensor cutoff_rows(const at::Tensor& zs, int64_t top_k, double top_p, Cutoff
   TORCH_CHECK(zs.size(1) >= 1, "zs: expected V >= 1, got V = ", zs.size(1));
   TORCH_CHECK(top_k >= 0, "top_k: expected an int >= 0, got ", top_k);
   TORCH_CHECK(top_p >= 0.0 && top_p <= 1.0, "top_p: expected a float in [0, 1], got ", top_p);
-  TORCH_CHECK(!at::isnan(zs).any().item<bool>(), "zs: expected no NaN (the spec maps NaN to -inf before)");
   const int64_t R = zs.size(0), V = zs.size(1);
   at::Tensor out = at::empty({R}, zs.options());
   const float* z = zs.data_ptr<float>();
@@ -29,6 +28,9 @@ at::Tensor cutoff_rows(const at::Tensor& zs, int64_t top_k, double top_p, Cutoff
     TruncationScratch scratch;  // one per thread's range, reused row to row
     for (int64_t r = begin; r < end; ++r) o[r] = fn(z + r * V, V, top_k, top_p, scratch);
   });
+  // A NaN cutoff: the row held NaN (the spec maps NaN to -inf before truncating); with both
+  // truncations off no row is read (nothing is removed). The sort baseline checks its input instead.
+  TORCH_CHECK(!at::isnan(out).any().item<bool>(), "zs: expected no NaN (the spec maps NaN to -inf before)");
   return out;
 }
 
@@ -37,6 +39,8 @@ at::Tensor truncation_cutoff_op(const at::Tensor& zs, int64_t top_k, double top_
 }
 
 at::Tensor truncation_cutoff_sort_op(const at::Tensor& zs, int64_t top_k, double top_p) {
+  TORCH_CHECK(!(zs.is_floating_point() && at::isnan(zs).any().item<bool>()),
+              "zs: expected no NaN (the spec maps NaN to -inf before)");  // NaN would break std::sort's order
   return cutoff_rows(zs, top_k, top_p, &truncation_cutoff_sort);
 }
 
