@@ -27,7 +27,7 @@ constexpr float kDelta[kThresholds] = {0.5f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f,
 // top_k candidate is cheap; a threshold costs a sweep over the row).
 constexpr int kThresholdsK = 8;
 constexpr float kDeltaK[kThresholdsK] = {0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f};
-constexpr int64_t kStatBlock = 4096;  // entries per fp32 partial sum (16 KiB of exps on the stack, L1)
+constexpr int64_t kStatBlock = 2048;  // entries per block: its zs and exps (2 x 8 KiB) stay in a 32 KiB L1
 constexpr int64_t kSkipBlock = 64;    // compaction skips blocks with nothing >= t after one test
 
 // What pass 2 measures: entries >= t_j, their mass, and the whole exp-sum.
@@ -125,34 +125,47 @@ WK_INLINE void bracket_block(const float* z, int64_t n, float M, Bracket& b) {
     for (int64_t i = nv; i < n; ++i) s += e[i];
     b.s += s;
   }
-  for (int j = 0; j < b.nt; ++j) {
-    const float t = b.t[j];
-    const F tv = F{} + t;
-    F m[4] = {};
-    I c[4] = {};
-    for (int64_t i = 0; i < nv; i += 4 * L) {
-      for (int k = 0; k < 4; ++k) {
-        F v;
-        WK_LOADV(v, z + i + k * L);
-        const I in = v >= tv;  // -1 where true
-        if constexpr (COUNT) c[k] -= in;
-        if constexpr (MASS) {
-          F ev;
-          WK_LOADV(ev, e + i + k * L);
-          m[k] += reinterpret_cast<F>(reinterpret_cast<I>(ev) & in);
+  // Four thresholds a sweep over the block, two chains each: every loaded vector feeds four
+  // compares (the sweeps are load bound otherwise), 8 or 16 accumulators stay in registers.
+  constexpr int G = 4;
+  static_assert(kThresholds % G == 0 && kThresholdsK % G == 0, "whole sweeps");
+  for (int j0 = 0; j0 < b.nt; j0 += G) {
+    F tv[G];
+    for (int g = 0; g < G; ++g) tv[g] = F{} + b.t[j0 + g];
+    F m[G][2] = {};
+    I c[G][2] = {};
+    for (int64_t i = 0; i < nv; i += 2 * L) {
+      F v[2], ev[2];
+      for (int k = 0; k < 2; ++k) {
+        WK_LOADV(v[k], z + i + k * L);
+        if constexpr (MASS) WK_LOADV(ev[k], e + i + k * L);
+      }
+      for (int g = 0; g < G; ++g) {
+        for (int k = 0; k < 2; ++k) {
+          const I in = v[k] >= tv[g];  // -1 where true
+          if constexpr (COUNT) c[g][k] -= in;
+          if constexpr (MASS) m[g][k] += reinterpret_cast<F>(reinterpret_cast<I>(ev[k]) & in);
         }
       }
     }
-    int64_t cnt = 0;
-    const I ct = (c[0] + c[1]) + (c[2] + c[3]);
-    for (int l = 0; l < L; ++l) cnt += ct[l];
-    double ms = MASS ? lanes_sum<ISA>(m) : 0.0;
-    for (int64_t i = nv; i < n; ++i) {
-      cnt += z[i] >= t ? 1 : 0;
-      if constexpr (MASS) ms += z[i] >= t ? e[i] : 0.0f;
+    for (int g = 0; g < G; ++g) {
+      const float t = b.t[j0 + g];
+      const I ct = c[g][0] + c[g][1];
+      const F mt = m[g][0] + m[g][1];
+      int64_t cnt = 0;
+      float ms = 0.0f;
+      for (int l = 0; l < L; ++l) {
+        cnt += ct[l];
+        ms += mt[l];
+      }
+      double msd = ms;
+      for (int64_t i = nv; i < n; ++i) {
+        cnt += z[i] >= t ? 1 : 0;
+        if constexpr (MASS) msd += z[i] >= t ? e[i] : 0.0f;
+      }
+      b.count[j0 + g] += cnt;
+      b.mass[j0 + g] += msd;
     }
-    b.count[j] += cnt;
-    b.mass[j] += ms;
   }
 }
 
