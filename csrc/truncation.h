@@ -2,17 +2,19 @@
 // as a cutoff value: the row kernel keeps entry v iff zs[v] >= cutoff, so no [V] keep mask is stored.
 //
 // Algorithm (truncation.cpp, truncation_radix.cpp): three streaming passes over the row, then an
-// exact radix select over the few candidates the passes leave:
-//   1. the row max M (vectorised);
-//   2. for 16 thresholds t_j = M - {0.5, 1, 2, 3, ..., 20, 32, 64}: the count of entries >= t_j (top_k),
-//      for top_p their softmax mass and the exp-sum s (vectorised exp, block sums in double);
+// exact radix select over the candidates the passes leave:
+//   1. the row max M (and whether the row holds NaN);
+//   2. threshold statistics: with top_p, the exp-sum s and the softmax mass of the entries >= t_j
+//      for 16 thresholds t_j = M - {0.5, 1, 2, 3, ..., 14, 16, 20, 32, 64} (and their counts when top_k
+//      is on too); top_k alone: the counts for 8 thresholds M - {0.5, 1, 2, 4, ..., 64}. Vectorised
+//      (exp, compares, register accumulators), in L1-sized blocks whose fp32 sums add up in double;
 //   3. compaction of the entries >= t into scratch, t = the highest threshold that provably holds
-//      both cutoffs (count >= top_k, mass > top_p; -inf = the whole row when none does); blocks of 64
-//      entries with nothing >= t are skipped after one vector compare.
+//      both cutoffs (count >= top_k, mass > top_p; -inf = the whole row when none does).
 // Then per cutoff a 3-level radix select (11/11/10-bit digits of an order-preserving uint32 key)
-// over the candidates: top_k descends by counts, top_p by the softmax mass per bucket. If the
-// candidates' whole mass turns out <= top_p (the thresholds' float sums misjudged it), the row is
-// redone with t = -inf (a 4th pass). Equal values share a key, so ties stay together.
+// over the candidates: top_k descends by counts, top_p by the softmax mass per bucket (exps
+// recomputed for the candidates only). If the candidates' whole mass turns out <= top_p (the
+// thresholds' fp32 sums misjudged it), the row is redone with t = -inf (a 4th pass, rare). Equal
+// values share a key, so ties stay together; -0 and +0 share one.
 // Mass rounding: bucket masses are summed in double and `above / s` is rounded to fp32 before the
 // fp32 comparison with top_p, as the spec does; the spec's own sums run in a different order, so
 // the two agree except where an entry's mass-above lies within rounding (~1e-6) of top_p.
