@@ -27,7 +27,7 @@ constexpr float kDelta[kThresholds] = {0.5f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f,
 // top_k candidate is cheap; a threshold costs a sweep over the row).
 constexpr int kThresholdsK = 8;
 constexpr float kDeltaK[kThresholdsK] = {0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f};
-constexpr int64_t kStatBlock = 2048;  // entries per block: its zs and exps (2 x 8 KiB) stay in a 32 KiB L1
+constexpr int64_t kStatBlock = 2048;  // entries per block: its zs and exps (2 x 8 KiB) stay in L1 (4096: slower)
 constexpr int64_t kSkipBlock = 64;    // compaction skips blocks with nothing >= t after one test
 
 // What pass 2 measures: entries >= t_j, their mass, and the whole exp-sum.
