@@ -102,12 +102,88 @@ WK_INLINE double lanes_sum(const typename Vec<ISA>::F (&a)[4]) {
   return t;
 }
 
+// One sweep of kGroup thresholds t[0, kGroup) over z / e [0, nv), two chains each: every loaded
+// vector feeds kGroup compares (sweeps are load bound otherwise), the accumulators stay in registers.
+constexpr int kGroup = 4;
+static_assert(kThresholds % kGroup == 0 && kThresholdsK % kGroup == 0, "whole sweeps");
+
+template <int ISA, bool COUNT, bool MASS>
+WK_INLINE void sweep(const float* z, const float* e, int64_t nv, const float* t, int64_t* cnt, float* ms) {
+  using F = typename Vec<ISA>::F;
+  using I = typename Vec<ISA>::I;
+  constexpr int64_t L = Vec<ISA>::kLanes;
+  F tv[kGroup];
+  for (int g = 0; g < kGroup; ++g) tv[g] = F{} + t[g];
+  F m[kGroup][2] = {};
+  I c[kGroup][2] = {};
+  for (int64_t i = 0; i < nv; i += 2 * L) {
+    F v[2], ev[2];
+    for (int k = 0; k < 2; ++k) {
+      WK_LOADV(v[k], z + i + k * L);
+      if constexpr (MASS) WK_LOADV(ev[k], e + i + k * L);
+    }
+    for (int g = 0; g < kGroup; ++g) {
+      for (int k = 0; k < 2; ++k) {
+        const I in = v[k] >= tv[g];  // -1 where true
+        if constexpr (COUNT) c[g][k] -= in;
+        if constexpr (MASS) m[g][k] += reinterpret_cast<F>(reinterpret_cast<I>(ev[k]) & in);
+      }
+    }
+  }
+  for (int g = 0; g < kGroup; ++g) {
+    const I ct = c[g][0] + c[g][1];
+    const F mt = m[g][0] + m[g][1];
+    cnt[g] = 0;
+    ms[g] = 0.0f;
+    for (int l = 0; l < L; ++l) {
+      cnt[g] += ct[l];
+      ms[g] += mt[l];
+    }
+  }
+}
+
+#if WK_X86
+// The sweep on AVX-512 (nv a multiple of 32): compares into mask registers and masked adds, two
+// instructions per 16 entries and threshold (the vector version takes three per 8).
+template <bool COUNT, bool MASS>
+WK_TARGET_AVX512 WK_NOINLINE void sweep_avx512(const float* z, const float* e, int64_t nv, const float* t,
+                                               int64_t* cnt, float* ms) {
+  __m512 tv[kGroup], m[kGroup][2];
+  __m512i c[kGroup][2];
+  const __m512i one = _mm512_set1_epi32(1);
+  for (int g = 0; g < kGroup; ++g) {
+    tv[g] = _mm512_set1_ps(t[g]);
+    m[g][0] = m[g][1] = _mm512_setzero_ps();
+    c[g][0] = c[g][1] = _mm512_setzero_si512();
+  }
+  for (int64_t i = 0; i < nv; i += 32) {
+    const __m512 v[2] = {_mm512_loadu_ps(z + i), _mm512_loadu_ps(z + i + 16)};
+    __m512 ev[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    if constexpr (MASS) {
+      ev[0] = _mm512_loadu_ps(e + i);
+      ev[1] = _mm512_loadu_ps(e + i + 16);
+    }
+    for (int g = 0; g < kGroup; ++g) {
+      for (int k = 0; k < 2; ++k) {
+        const __mmask16 in = _mm512_cmp_ps_mask(v[k], tv[g], _CMP_GE_OQ);
+        if constexpr (COUNT) c[g][k] = _mm512_mask_add_epi32(c[g][k], in, c[g][k], one);
+        if constexpr (MASS) m[g][k] = _mm512_mask_add_ps(m[g][k], in, m[g][k], ev[k]);
+      }
+    }
+  }
+  for (int g = 0; g < kGroup; ++g) {
+    cnt[g] = _mm512_reduce_add_epi32(_mm512_add_epi32(c[g][0], c[g][1]));
+    ms[g] = _mm512_reduce_add_ps(_mm512_add_ps(m[g][0], m[g][1]));
+  }
+}
+#endif
+
 // Pass 2 over one block: counts (COUNT) and masses (MASS) of the entries >= each threshold.
 template <int ISA, bool COUNT, bool MASS>
 WK_INLINE void bracket_block(const float* z, int64_t n, float M, Bracket& b) {
   using F = typename Vec<ISA>::F;
-  using I = typename Vec<ISA>::I;
   constexpr int64_t L = Vec<ISA>::kLanes;
+  static_assert((4 * L) % 32 == 0 || ISA != kIsaAvx512, "sweep_avx512 takes 32 entries a step");
   float e[kStatBlock];
   const int64_t nv = n - n % (4 * L);  // the vector part; the rest runs scalar
   if constexpr (MASS) {
@@ -125,45 +201,26 @@ WK_INLINE void bracket_block(const float* z, int64_t n, float M, Bracket& b) {
     for (int64_t i = nv; i < n; ++i) s += e[i];
     b.s += s;
   }
-  // Four thresholds a sweep over the block, two chains each: every loaded vector feeds four
-  // compares (the sweeps are load bound otherwise), 8 or 16 accumulators stay in registers.
-  constexpr int G = 4;
-  static_assert(kThresholds % G == 0 && kThresholdsK % G == 0, "whole sweeps");
-  for (int j0 = 0; j0 < b.nt; j0 += G) {
-    F tv[G];
-    for (int g = 0; g < G; ++g) tv[g] = F{} + b.t[j0 + g];
-    F m[G][2] = {};
-    I c[G][2] = {};
-    for (int64_t i = 0; i < nv; i += 2 * L) {
-      F v[2], ev[2];
-      for (int k = 0; k < 2; ++k) {
-        WK_LOADV(v[k], z + i + k * L);
-        if constexpr (MASS) WK_LOADV(ev[k], e + i + k * L);
-      }
-      for (int g = 0; g < G; ++g) {
-        for (int k = 0; k < 2; ++k) {
-          const I in = v[k] >= tv[g];  // -1 where true
-          if constexpr (COUNT) c[g][k] -= in;
-          if constexpr (MASS) m[g][k] += reinterpret_cast<F>(reinterpret_cast<I>(ev[k]) & in);
-        }
-      }
+  for (int j0 = 0; j0 < b.nt; j0 += kGroup) {
+    int64_t cnt[kGroup];
+    float ms[kGroup];
+#if WK_X86
+    if constexpr (ISA == kIsaAvx512) {
+      sweep_avx512<COUNT, MASS>(z, e, nv, b.t + j0, cnt, ms);
+    } else {
+      sweep<ISA, COUNT, MASS>(z, e, nv, b.t + j0, cnt, ms);
     }
-    for (int g = 0; g < G; ++g) {
+#else
+    sweep<ISA, COUNT, MASS>(z, e, nv, b.t + j0, cnt, ms);
+#endif
+    for (int g = 0; g < kGroup; ++g) {
       const float t = b.t[j0 + g];
-      const I ct = c[g][0] + c[g][1];
-      const F mt = m[g][0] + m[g][1];
-      int64_t cnt = 0;
-      float ms = 0.0f;
-      for (int l = 0; l < L; ++l) {
-        cnt += ct[l];
-        ms += mt[l];
-      }
-      double msd = ms;
-      for (int64_t i = nv; i < n; ++i) {
-        cnt += z[i] >= t ? 1 : 0;
+      double msd = ms[g];
+      for (int64_t i = nv; i < n; ++i) {  // the block's last n % (4 L) entries
+        cnt[g] += z[i] >= t ? 1 : 0;
         if constexpr (MASS) msd += z[i] >= t ? e[i] : 0.0f;
       }
-      b.count[j0 + g] += cnt;
+      b.count[j0 + g] += cnt[g];
       b.mass[j0 + g] += msd;
     }
   }
