@@ -1,7 +1,8 @@
 // The truncation cutoff (truncation.h): three vectorised passes over the row narrow the search to
 // the entries >= a threshold t, then exact radix selects (truncation_radix.cpp) run on those only.
-// Compiled per ISA like the other kernels (the loops are `omp simd`, inlined into AVX2 / AVX-512
-// wrappers), the radix part is scalar.
+// Compiled per ISA like the other kernels (`omp simd` and GCC vector loops inlined into AVX2 /
+// AVX-512 wrappers, plus two AVX-512 intrinsic kernels: the threshold sweep and the compaction);
+// the radix part is scalar.
 #include "truncation.h"
 
 #include <cstring>
