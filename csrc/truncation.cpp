@@ -172,9 +172,17 @@ WK_TARGET_AVX512 WK_NOINLINE void sweep_avx512(const float* z, const float* e, i
       }
     }
   }
-  for (int g = 0; g < kGroup; ++g) {
-    cnt[g] = _mm512_reduce_add_epi32(_mm512_add_epi32(c[g][0], c[g][1]));
-    ms[g] = _mm512_reduce_add_ps(_mm512_add_ps(m[g][0], m[g][1]));
+  for (int g = 0; g < kGroup; ++g) {  // lane sums by hand: GCC 12's _mm512_reduce_add_* warn (-Wuninitialized)
+    alignas(64) int32_t ci[16];
+    alignas(64) float mf[16];
+    _mm512_store_si512(ci, _mm512_add_epi32(c[g][0], c[g][1]));
+    _mm512_store_ps(mf, _mm512_add_ps(m[g][0], m[g][1]));
+    cnt[g] = 0;
+    ms[g] = 0.0f;
+    for (int l = 0; l < 16; ++l) {
+      cnt[g] += ci[l];
+      ms[g] += mf[l];
+    }
   }
 }
 #endif
