@@ -109,7 +109,7 @@ def merge_softmax(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def kth_largest(lists: torch.Tensor, k: int) -> torch.Tensor:
     """[B, G] k-th largest value of the union of per-shard top-k lists [S, B, G, k] (top_k's cutoff)."""
     union = lists.permute(1, 2, 0, 3).reshape(lists.shape[1], lists.shape[2], -1)
-    return union.topk(k, dim=-1).values[..., -1]
+    return union.topk(k, dim=-1).values[..., -1].contiguous()
 
 
 def nucleus_cutoff(
