@@ -414,7 +414,7 @@ _SELECT_KW = tuple(n for n in SELECT.names if n not in ("score", "x0", "p_cur", 
 # The shard passes' spec lives in warmkern/partial/ (state layout, merges, truncation rounds); the reference
 # backend exposes them here like every other op (resolved on first use: warmkern.partial imports this module).
 _PARTIAL = {"token_stats_partial": "warmkern.partial.state", "truncation_partial": "warmkern.partial.truncation",
-            "nucleus_partial": "warmkern.partial.truncation"}
+            "nucleus_partial": "warmkern.partial.truncation", "head_token_stats": "warmkern.partial.head"}
 
 
 def __getattr__(name: str):

@@ -286,7 +286,33 @@ NUCLEUS_PARTIAL = OpSchema(
     backends=("reference",),
 )
 
-PARTIAL_OPS: dict[str, OpSchema] = {op.name: op for op in (TOKEN_STATS_PARTIAL, TRUNCATION_PARTIAL, NUCLEUS_PARTIAL)}
+HEAD_TOKEN_STATS = OpSchema(
+    "head_token_stats",
+    "token_stats(hidden @ weight.T + bias) without the [B, G, V] logits: the LM-head GEMM one vocabulary chunk at a "
+    "time, each chunk reduced to a partial state at once (warmkern.partial.head; peak memory O(B·G·chunk)).",
+    (
+        _a("hidden", "Tensor", "Tensor", doc="[B, G, D] final hidden states of the positions (fp32/fp16/bf16)",
+           check="tensor", shape=("B", "G", "D"), dtypes="float", positional=True),
+        _a("weight", "Tensor", "Tensor", doc="[V, D] LM-head weight (nn.Linear layout), hidden's dtype",
+           check="tensor", shape=("V", "D"), dtypes="float", positional=True,
+           opts={"same_dtype": "hidden", "min_vocab": 2}),
+        X_READ,
+        _a("bias", "Tensor?", "Tensor | None", None, "[V] LM-head bias, hidden's dtype", check="tensor", shape=("V",),
+           dtypes="float", opts={"same_dtype": "hidden"}),
+        _a("uncond_hidden", "Tensor?", "Tensor | None", None, "[B, G, D] hidden states of the unconditional pass (CFG)",
+           check="tensor", shape=("B", "G", "D"), dtypes="float", opts={"same_dtype": "hidden"}),
+        _a("chunk", "int", "int", 8192, "vocabulary entries per GEMM tile", check="int", opts={"lo": 1}),
+        MASK_ID,
+        *STATS_TAIL,
+    ),
+    STATS_OUT,
+    rules=("score_temperature",),
+    backends=("reference",),
+)
+
+PARTIAL_OPS: dict[str, OpSchema] = {
+    op.name: op for op in (TOKEN_STATS_PARTIAL, TRUNCATION_PARTIAL, NUCLEUS_PARTIAL, HEAD_TOKEN_STATS)
+}
 ALL_OPS: dict[str, OpSchema] = {**OPS, **PARTIAL_OPS}
 BACKEND_ARG = "str backend"
 
