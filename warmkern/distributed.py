@@ -2,13 +2,15 @@
 
 A column-parallel LM head (Megatron / vLLM / sglang tensor parallelism) leaves rank r with the logits of
 its vocabulary slice [vocab_start, vocab_start + V_r). Instead of all-gathering [B, G, V] logits, each rank
-reduces its slice to a partial state (warmkern.partial: 40 bytes per position), the ranks all-gather the
+reduces its slice to a partial state (warmkern.partial: 20-28 bytes per position), the ranks all-gather the
 states (O(B·G) bytes per rank), and every rank merges them in vocabulary order and runs the selection: every
 rank ends with the same x, equal to what the one-device `warmkern.ops` gives on the whole logits (tokens
 identical, also when sampling: the Philox counters are keyed by the global vocabulary index).
 
 Every rank must call with the same arguments (x, seeds, rules); a fingerprint of the scalar ones travels
-with each all-gather, so a mismatch raises on every rank instead of returning different tokens. Rounds
+with each all-gather, so a mismatch raises on every rank instead of returning different tokens (one that
+changes the payload size or the number of rounds, e.g. score mode or top_k, fails inside the collective
+like any mismatched collective does). Rounds
 (all-gathers) per call: 1, 2 with top_k, 6 with top_p (warmkern.partial.truncation), +1 the first time
 when vocab_total is not given (to learn it).
 """

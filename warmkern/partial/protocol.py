@@ -82,10 +82,11 @@ def sharded_token_stats(
     total = shards.vocab_total
     cutoff = truncation_cutoff(shards, kw, impl)
     pkw = {n: kw[n] for n in PARTIAL_KW}
+    wire = st.wire_fields(kw["score"], kw["temperature"], kw["score_temperature"], kw["score_suppress_ids"])
     states = shards.collect(
         lambda lg, un, start: impl.token_stats_partial(lg, x, vocab_start=start, vocab_total=total, uncond_logits=un,
-                                              cutoff=cutoff, **pkw))
-    merged = st.merge_states(states)
+                                                       cutoff=cutoff, **pkw)[..., list(wire)])
+    merged = st.merge_states(st.unpack(states, wire))
     return st.finalize(merged, x, mask_id=kw["mask_id"], score=kw["score"], vocab_total=total, seed=kw["seed"],
                        step=kw["step"])
 

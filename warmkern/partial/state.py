@@ -117,6 +117,35 @@ def token_stats_partial(
     return state
 
 
+# ----------------------------------------------------------------------------- the wire
+def wire_fields(score: str, temperature: float, score_temperature: str, score_suppress_ids: Sequence[int]) -> tuple:
+    """The fields a merge needs for this call; the others follow from them or are unused (what ranks exchange).
+
+    At T = 0 alive is best > -inf and, without score suppression, the score logit of x0 is `best` itself
+    (a dead position's score is -inf whatever it is); ent / c1, c2 serve only their score mode. Greedy prob:
+    5 fields, 20 bytes per position.
+    """
+    fields = {BEST, BEST_IDX, M, S, ZT_CUR}
+    if temperature > 0:
+        fields.add(ALIVE)
+    if score == "prob" and (temperature > 0 or len(score_suppress_ids) or score_temperature == "sampling"):
+        fields.add(BEST_ZT)
+    fields |= {"margin": {C1, C2}, "entropy": {ENT}}.get(score, set())
+    return tuple(sorted(fields))
+
+
+def unpack(packed: torch.Tensor, fields: tuple) -> torch.Tensor:
+    """Full states [..., STATE_WIDTH] from the wire_fields columns: derived fields rebuilt, unused ones neutral."""
+    full = torch.zeros((*packed.shape[:-1], STATE_WIDTH), dtype=torch.float32, device=packed.device)
+    full[..., [C1, C2]] = NEG_INF
+    full[..., list(fields)] = packed
+    if ALIVE not in fields:
+        full[..., ALIVE] = (full[..., BEST] > NEG_INF).to(torch.float32)
+    if BEST_ZT not in fields:
+        full[..., BEST_ZT] = full[..., BEST]
+    return full
+
+
 # ----------------------------------------------------------------------------- merge
 def rescale(m_i: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Factor taking an exp-sum relative to m_i to one relative to m >= m_i (+inf maxima count entries)."""

@@ -14,7 +14,7 @@ shard pass + one exchange of O(B·G·small) values:
            top_p can differ from the reference's sorted cumsum).
 
 Rounds per step: 1 (no truncation), 2 (top_k), 6 (top_p, with or without top_k). Bytes per rank and
-position: 4 (2 + k) in round 1, 1 KiB in each top-p round, 40 in the state round.
+position: 4 (2 + k) in round 1, 1 KiB in each top-p round, 20-28 in the state round (state.wire_fields).
 """
 
 from __future__ import annotations
