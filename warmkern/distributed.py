@@ -36,7 +36,8 @@ def _gather(t: torch.Tensor, group: Any) -> torch.Tensor:
     """[world, *t.shape] all-gather in group rank order (one collective)."""
     world = dist.get_world_size(group)
     out = t.new_empty((world * t.numel(),))
-    dist.all_gather_into_tensor(out, t.contiguous().reshape(-1), group=group)
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor  # renamed in torch 2.13
+    gather(out, t.contiguous().reshape(-1), group=group)
     return out.view(world, *t.shape)
 
 
