@@ -147,3 +147,15 @@ def test_a_backend_without_the_shard_kernels_raises_when_asked_for():
             ops.token_stats_partial(logits, x, vocab_start=0, vocab_total=10, mask_id=3, backend="cpu")
     st = ops.token_stats_partial(logits, x, vocab_start=0, vocab_total=10, mask_id=3, backend="auto")
     assert st.shape == (1, 2, len(state.FIELDS))
+
+
+@pytest.mark.parametrize("case", ["sampled-row-seeds", "random-step-tensor", "top-p-top-k-sampled"])
+def test_a_window_of_rows_at_its_position_offset_decodes_like_those_rows_of_the_region(case):
+    """The sampler hands only the window rows: Philox counters follow the region's positions, not the window's."""
+    logits, uncond, x, kw = _inputs(case, torch.float32)
+    want = ops.token_stats(logits, x, mask_id=MASK, uncond_logits=uncond, backend="reference", **kw)
+    got = sharded(logits[:, 1:4], None, x[:, 1:4], dict(kw, position_offset=1), CUTS["two-uneven"])
+    assert_same_stats(got, tuple(t[:, 1:4] for t in want))
+    got = ops.token_stats_partial(logits[:, 1:4], x[:, 1:4], vocab_start=0, vocab_total=V, mask_id=MASK,
+                                  position_offset=1, **{k: v for k, v in kw.items() if k not in ("top_k", "top_p")})
+    assert got.shape == (B, 3, len(state.FIELDS))

@@ -108,7 +108,11 @@ def _check_truncation(kw: dict[str, Any]) -> None:
 def token_stats(logits_shard: torch.Tensor, x: torch.Tensor, *, vocab_start: int, group: Any = None,
                 vocab_total: int | None = None, backend: str | None = None, check_values: bool = True,
                 **kw: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`ops.token_stats` of the whole vocabulary from this rank's shard; the same (x0, score, p_cur) on every rank."""
+    """`ops.token_stats` of the whole vocabulary from this rank's shard; the same (x0, score, p_cur) on every rank.
+
+    `position_offset` (keyword, default 0): the rows are a window of the generation region starting there
+    (Philox counters follow the region's positions).
+    """
     kw = protocol.stats_kwargs("distributed.token_stats", kw)
     _check_truncation(kw)
     uncond = kw.pop("uncond_logits")
@@ -123,7 +127,7 @@ def denoise_step(logits_shard: torch.Tensor, x: torch.Tensor, provisional: torch
                  group: Any = None, vocab_total: int | None = None, backend: str | None = None,
                  check_values: bool = True, **kw: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """`ops.denoise_step` from this rank's vocabulary shard: x / provisional updated identically on every rank."""
-    names = {a.name for a in schema.DENOISE_STEP.args if a.public and not a.positional}
+    names = {a.name for a in schema.DENOISE_STEP.args if a.public and not a.positional}  # the whole region
     unknown = sorted(set(kw) - names)
     if unknown:
         raise TypeError(f"distributed.denoise_step: unexpected keyword argument(s) {unknown}")

@@ -253,6 +253,9 @@ LEVEL = _a("level", "int", "int", doc="round 0..3: bin key bits [24 - 8 level, 3
            check="int", opts={"lo": 0, "hi": NUCLEUS_LEVELS - 1})
 TOP_K_LIST = _a("top_k", "int", "int", 0, "length of the shard's list of largest tempered logits (0 = none)",
                 check="int", opts={"lo": 0, "binds": "K"})
+POSITION_OFFSET = _a("position_offset", "int", "int", 0,
+                     "generation-region position of the first row (the rows are a window of the region): Philox "
+                     "counters use position_offset + g", check="int", opts={"lo": 0})
 SHARD_HEAD = (LOGITS_SHARD, VOCAB_START, VOCAB_TOTAL)
 TRANSFORM = tuple(_global(a) for a in (UNCOND_SHARD, TEMPERATURE, SUPPRESS, CFG_SCALE, PRIOR_IDS, PRIOR_BIAS))
 STATS_TAIL_SHARD = tuple(_global(a) for a in STATS_TAIL if a.name not in ("top_k", "top_p"))
@@ -260,7 +263,7 @@ STATS_TAIL_SHARD = tuple(_global(a) for a in STATS_TAIL if a.name not in ("top_k
 TOKEN_STATS_PARTIAL = OpSchema(
     "token_stats_partial",
     "[B, G, STATE_WIDTH] fp32 partial state of token_stats over one vocabulary shard (warmkern.partial.state).",
-    (*SHARD_HEAD, _global(X_READ), UNCOND_SHARD, _global(MASK_ID), *STATS_TAIL_SHARD, CUTOFF),
+    (*SHARD_HEAD, _global(X_READ), UNCOND_SHARD, _global(MASK_ID), *STATS_TAIL_SHARD, CUTOFF, POSITION_OFFSET),
     (Output("float32", ("B", "G", STATE_WIDTH)),),
     rules=("score_temperature", "vocab_slice"),
     backends=("reference",),
@@ -304,6 +307,7 @@ HEAD_TOKEN_STATS = OpSchema(
         _a("chunk", "int", "int", 8192, "vocabulary entries per GEMM tile", check="int", opts={"lo": 1}),
         MASK_ID,
         *STATS_TAIL,
+        POSITION_OFFSET,
     ),
     STATS_OUT,
     rules=("score_temperature",),

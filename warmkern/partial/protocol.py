@@ -23,6 +23,7 @@ Piece = Callable[[torch.Tensor, "torch.Tensor | None", int], torch.Tensor]
 
 # token_stats' keyword arguments, by the tables: the one-device op's, and which shard op reads which
 STATS_KW = {a.name: a.default for a in schema.TOKEN_STATS.args if a.public and not a.positional}
+STATS_KW[schema.POSITION_OFFSET.name] = schema.POSITION_OFFSET.default  # rows that are a window of the region
 PARTIAL_KW = tuple(a.name for a in schema.TOKEN_STATS_PARTIAL.args if a.public and not a.positional
                    and a.name not in ("vocab_start", "vocab_total", "uncond_logits", "cutoff"))
 TRANSFORM_KW = tuple(a.name for a in schema.TRANSFORM if a.name != "uncond_logits")
@@ -88,7 +89,7 @@ def sharded_token_stats(
                                                        cutoff=cutoff, **pkw)[..., list(wire)])
     merged = st.merge_states(st.unpack(states, wire))
     return st.finalize(merged, x, mask_id=kw["mask_id"], score=kw["score"], vocab_total=total, seed=kw["seed"],
-                       step=kw["step"])
+                       step=kw["step"], position_offset=kw["position_offset"])
 
 
 class SplitShards:

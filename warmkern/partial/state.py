@@ -73,7 +73,7 @@ def token_stats_partial(
     score_suppress_ids: Sequence[int] = (), cfg_scale: float = 0.0, seed: int = 0,
     row_seeds: torch.Tensor | None = None, step: int = 0, step_tensor: torch.Tensor | None = None,
     prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = 0.0,
-    cutoff: torch.Tensor | None = None,
+    cutoff: torch.Tensor | None = None, position_offset: int = 0,
 ) -> torch.Tensor:
     """[B, G, STATE_WIDTH] fp32 state of the shard `logits` = entries [vocab_start, vocab_start + V)."""
     b, g, v = logits.shape
@@ -90,7 +90,7 @@ def token_stats_partial(
     if temperature > 0:
         seeds = rng.row_seeds(seed if row_seeds is None else row_seeds, b, dev)
         noise = rng.gumbel_noise(seeds, step if step_tensor is None else step_tensor, g, v, device=dev,
-                                 vocab_start=vocab_start, vocab_total=vocab_total)
+                                 vocab_start=vocab_start, vocab_total=vocab_total, position_start=position_offset)
         pick = (zs + noise).masked_fill(~cand, NEG_INF)
     else:
         pick = z.masked_fill(~cand, NEG_INF)
@@ -196,7 +196,7 @@ def prob(val: torch.Tensor, m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 def finalize(
     state: torch.Tensor, x: torch.Tensor, *, mask_id: int, score: str, vocab_total: int,
-    seed: int | torch.Tensor = 0, step: int | torch.Tensor = 0,
+    seed: int | torch.Tensor = 0, step: int | torch.Tensor = 0, position_offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x0, score, p_cur) of a merged state, by reference.token_stats' rules."""
     b, g, _ = state.shape
@@ -213,7 +213,8 @@ def finalize(
         sc = torch.where(m == POS_INF, -torch.log(s), ent)
     else:
         seeds = rng.row_seeds(seed, b, state.device)
-        sc = rng.position_uniforms(seeds, step, rng.STREAM_RANDOM_SCORE, g, device=state.device).reshape(b, g)
+        sc = rng.position_uniforms(seeds, step, rng.STREAM_RANDOM_SCORE, g, device=state.device,
+                                   position_start=position_offset).reshape(b, g)
     sc = sc.to(torch.float32).masked_fill(dead, NEG_INF)
     cur = (x != mask_id) & (x >= 0) & (x < vocab_total) & ~dead
     p_cur = torch.where(cur, prob(state[..., ZT_CUR], m, s), torch.zeros_like(m))
