@@ -32,7 +32,9 @@ class HeadChunks:
     def _tile(self, h: torch.Tensor | None, a: int, b: int) -> torch.Tensor | None:
         if h is None:
             return None
-        return F.linear(h, self.weight[a:b], None if self.bias is None else self.bias[a:b])
+        # 2-D input: one GEMM on the weight rows in place (a 3-D input went through bmm + a copy of the tile)
+        flat = F.linear(h.reshape(-1, h.shape[-1]), self.weight[a:b], None if self.bias is None else self.bias[a:b])
+        return flat.view(*h.shape[:-1], b - a)
 
     def collect(self, fn: protocol.Piece) -> torch.Tensor:
         out = []
