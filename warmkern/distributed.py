@@ -65,6 +65,14 @@ def vocab_layout(logits_shard: torch.Tensor, vocab_start: int, group: Any = None
     return sum(sizes)
 
 
+def rank_order_layout(vocab_shard: int, group: Any = None, device: torch.device | str = "cpu") -> tuple[int, int]:
+    """(vocab_start, vocab_total) of this rank when the shards lie in rank order (Megatron's column-parallel
+    head: rank r holds the r-th slice); one all-gather of the shard sizes."""
+    sizes = _gather(torch.tensor([vocab_shard], dtype=torch.int64, device=device), group).reshape(-1).tolist()
+    rank = dist.get_rank(group)
+    return sum(sizes[:rank]), sum(sizes)
+
+
 class GroupShards:
     """The shards of a process group: `collect` runs fn on this rank's shard and all-gathers the results."""
 

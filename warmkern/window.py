@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from warmkern.models import ModelAdapter, _forward_of
+from warmkern.partial import protocol
 
 
 @dataclass
@@ -115,3 +116,66 @@ def _checked(logits: Tensor, length: int, how: str) -> Tensor:
         raise ValueError(f"window logits: asked the model for {length} rows through {how}, got logits of shape "
                          f"{tuple(logits.shape)}")
     return logits
+
+
+MODES = ("full", "logits", "fused")
+
+
+class WindowStats:
+    """(x0, score, p_cur) of one window of rows, computed the way `mode` says; what a sampler step needs.
+
+    full    the model's [B, L, V] logits, read at the window rows
+    logits  the model computes the window rows' logits only (window_forward)
+    fused   the model stops at its head's input; ops.head_token_stats does the head with the statistics
+    With `vocab_group` (a torch.distributed group) the model returns its vocabulary shard of the logits (a
+    column-parallel head, shards in rank order) and the statistics come from warmkern.distributed: every rank
+    gets the same result. CFG: the forward's rows are [cond; uncond] (2B rows), as the sampler builds them.
+    """
+
+    def __init__(self, adapter: ModelAdapter, mode: str = "full", *, vocab_group: Any = None, chunk: int = 8192,
+                 backend: str | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        if mode == "fused" and vocab_group is not None:
+            raise ValueError("mode: 'fused' with a vocab_group is not supported yet; use 'logits' or 'full'")
+        self.adapter, self.mode, self.group, self.chunk, self.backend = adapter, mode, vocab_group, chunk, backend
+        self.layout: tuple[int, int] | None = None  # (vocab_start, vocab_total) of this rank, learnt once
+
+    def _rows(self, start: int, length: int, inputs: dict) -> Tensor:
+        if self.mode == "full":
+            a, b = window_rows(self.adapter, start, length)
+            return self.adapter.forward(**inputs)[:, a:b]
+        return window_forward(self.adapter, start=start, length=length, hidden=self.mode == "fused", **inputs)
+
+    def __call__(self, x: Tensor, *, start: int, position_offset: int, stats_kw: dict, check_values: bool = True,
+                 **inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
+        """Stats of the x.shape[1] rows predicting sequence positions [start, start + len); x = their tokens.
+
+        position_offset: the first row's position in the generation region (keys the Philox noise).
+        """
+        from warmkern import distributed, ops
+
+        b, length = x.shape
+        rows = self._rows(start, length, inputs)
+        cond, uncond = rows[:b], (rows[b:] if rows.shape[0] > b else None)
+        kw = dict(stats_kw, uncond_logits=uncond, backend=self.backend, check_values=check_values)
+        if self.group is not None:
+            if self.layout is None:
+                self.layout = distributed.rank_order_layout(cond.shape[-1], self.group, cond.device)
+            start_v, total = self.layout
+            return distributed.token_stats(cond, x, vocab_start=start_v, vocab_total=total, group=self.group,
+                                           position_offset=position_offset, **kw)
+        if self.mode == "fused":
+            head = output_head(self.adapter.model)
+            assert head is not None  # window_forward checked it
+            kw["uncond_hidden"] = kw.pop("uncond_logits")
+            return ops.head_token_stats(cond, head.weight, x, bias=head.bias, chunk=self.chunk,
+                                        position_offset=position_offset, **kw)
+        noise_free = stats_kw.get("temperature", 0.0) == 0 and stats_kw.get("score", "prob") != "random"
+        if position_offset == 0 or noise_free:
+            return ops.token_stats(cond, x, **kw)  # the one-device op (fused kernels): no position-keyed noise
+        # the window's noise is keyed by its region positions: the one-shard partial-state path takes the offset
+        full = protocol.stats_kwargs("window", dict(stats_kw, position_offset=position_offset))
+        full.pop("uncond_logits")
+        shards = protocol.SplitShards(cond, uncond, [cond.shape[-1]])
+        return protocol.sharded_token_stats(shards, x, full, protocol.ops_impl(self.backend, check_values))
