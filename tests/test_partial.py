@@ -128,7 +128,7 @@ def test_shard_ops_check_global_ids_and_the_slice():
     logits = torch.randn(1, 2, 10)
     x = torch.full((1, 2), 50)
     ops.token_stats_partial(logits, x, vocab_start=40, vocab_total=60, mask_id=55, prior_ids=torch.tensor([[59, 0]]),
-                            suppress_ids=(1, 58))  # ids anywhere in [0, 60) are fine
+                            prior_bias=1.0, suppress_ids=(1, 58))  # ids anywhere in [0, 60) are fine
     with pytest.raises(ValueError, match="vocab_start"):
         ops.token_stats_partial(logits, x, vocab_start=55, vocab_total=60, mask_id=3)
     with pytest.raises(ValueError, match=r"x: expected ids in \[0, 60\)"):

@@ -71,9 +71,8 @@ def _check_backend_function(op, impl):
 @pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
 def test_public_op_signature_is_the_table(op):
     params = _params(getattr(ops, op.name))
-    public = [a for a in op.args if a.public]  # row_seeds / step_tensor are filled in from seed / step
-    assert list(params) == [*(a.name for a in public if a.positional), *(a.name for a in public
-                                                                         if not a.positional),
+    public = [a for a in op.args if a.public]
+    assert list(params) == [*(a.name for a in public if a.positional), *(a.name for a in public if not a.positional),
                             "backend", "check_values"]
     for a in public:
         assert params[a.name].default == (inspect.Parameter.empty if a.default is REQUIRED else a.default)

@@ -62,7 +62,7 @@ def head_token_stats(
     pick_suppress_ids: Sequence[int] = (), score_suppress_ids: Sequence[int] = (), cfg_scale: float = 0.0,
     seed: int = 0, row_seeds: torch.Tensor | None = None, step: int = 0, step_tensor: torch.Tensor | None = None,
     top_k: int = 0, top_p: float = 1.0, prior_ids: torch.Tensor | None = None,
-    prior_bias: torch.Tensor | float | None = 0.0, position_offset: int = 0,
+    prior_bias: torch.Tensor | float | None = None, position_offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x0, score, p_cur) of token_stats(F.linear(hidden, weight, bias)), one vocabulary chunk at a time."""
     kw = dict(locals())

@@ -72,7 +72,7 @@ def token_stats_partial(
     score_temperature: str = "none", suppress_ids: Sequence[int] = (), pick_suppress_ids: Sequence[int] = (),
     score_suppress_ids: Sequence[int] = (), cfg_scale: float = 0.0, seed: int = 0,
     row_seeds: torch.Tensor | None = None, step: int = 0, step_tensor: torch.Tensor | None = None,
-    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = 0.0,
+    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = None,
     cutoff: torch.Tensor | None = None, position_offset: int = 0,
 ) -> torch.Tensor:
     """[B, G, STATE_WIDTH] fp32 state of the shard `logits` = entries [vocab_start, vocab_start + V)."""

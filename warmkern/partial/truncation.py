@@ -47,7 +47,7 @@ def tempered(
 def truncation_partial(
     logits: torch.Tensor, *, vocab_start: int, vocab_total: int, uncond_logits: torch.Tensor | None = None,
     temperature: float = 0.0, suppress_ids: Sequence[int] = (), cfg_scale: float = 0.0,
-    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = 0.0, top_k: int = 0,
+    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = None, top_k: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """([B, G, 2] (max, exp-sum) of zs, [B, G, top_k] its top_k largest values, -inf padded) of one shard."""
     zs = tempered(logits, vocab_start, uncond_logits=uncond_logits, temperature=temperature,
@@ -76,7 +76,7 @@ def key_value(key: torch.Tensor) -> torch.Tensor:
 def nucleus_partial(
     logits: torch.Tensor, *, vocab_start: int, vocab_total: int, uncond_logits: torch.Tensor | None = None,
     temperature: float = 0.0, suppress_ids: Sequence[int] = (), cfg_scale: float = 0.0,
-    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = 0.0, zs_max: torch.Tensor,
+    prior_ids: torch.Tensor | None = None, prior_bias: torch.Tensor | float | None = None, zs_max: torch.Tensor,
     prefix: torch.Tensor, level: int,
 ) -> torch.Tensor:
     """[B, G, 256] sum of exp(zs - zs_max) over the shard's entries whose key's top 8·level bits equal
