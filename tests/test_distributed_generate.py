@@ -1,6 +1,8 @@
 """End to end over a column-parallel LM head: a tiny dLLM whose head is split by columns across 2 gloo processes
-(uneven) decodes exactly the tokens of the unsplit model, on both ranks (greedy and sampled, window-only logits,
-CFG, top-k, random scores). The loop is tests/window_loop.py (the sampler's step over warmkern.window)."""
+(uneven) decodes exactly the tokens of the unsplit model, on both ranks: `generate(..., vocab_group=group)`
+(every rule and score mode, T = 0 and T > 0, CFG, top_k/top_p, Dream's schedule with alg_temp, per-row seeds, a
+token warm start with the prior and remasking, infilling) and the WindowStats loop of tests/window_loop.py
+(window-only logits)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,26 @@ def test_split_head_decodes_what_the_unsplit_model_decodes(ranks, case):
     assert (want[:, prompt.shape[1]:] != mask_id).all()
     for rank, got in enumerate(ranks):
         assert torch.equal(got[case], want), f"rank {rank}"
+
+
+@pytest.mark.parametrize("case", list(W.GENERATE_CASES))
+def test_generate_with_vocab_group_decodes_what_the_unsplit_model_decodes(ranks, case):
+    model, prompt, mask_id = W.model_prompt_mask()
+    want, want_nfe = W.generate_case(model, prompt, mask_id, case)
+    if case != "infill-sampled":  # LLaDA's infilling leaves as many masks as the prompt held
+        assert (want[:, prompt.shape[1]:] != mask_id).all()
+    for rank, got in enumerate(ranks):
+        got_x, got_nfe = got["generate"][case]
+        assert torch.equal(got_x, want), f"rank {rank}"
+        assert got_nfe == want_nfe, f"rank {rank}"
+
+
+def test_generate_vocab_group_is_checked_before_any_forward():
+    from warmkern import generate
+
+    model, prompt, mask_id = W.model_prompt_mask()
+    with pytest.raises(TypeError, match=r"vocab_group: expected a torch\.distributed ProcessGroup"):
+        generate(model, prompt, mask_id=mask_id, steps=4, gen_length=4, block_length=4, vocab_group="tp")
 
 
 def test_window_logits_decode_like_full_logits_when_sampling():

@@ -65,6 +65,7 @@ def generate(
     backend: str | None = None,
     progress: bool = False,
     return_stats: bool = False,
+    vocab_group: object | None = None,
 ) -> Tensor | tuple[Tensor, GenerationStats]:
     """Sample `gen_length` tokens after `prompt` (left padded, `[B, P]`); returns `[B, P + G]`.
 
@@ -108,6 +109,11 @@ def generate(
       batch's left padding (RoPE / relative positions, or position ids; see README). Give distinct seeds
       for distinct samples of one prompt.
     - backend: 'auto' | 'reference' | 'triton' | 'cpu' (ops dispatch); progress: a tqdm bar.
+    - vocab_group: a torch.distributed process group over which the model's LM head is split by columns
+      (tensor parallelism): on rank r the model returns the logits of the r-th vocabulary slice (slices in
+      rank order, any sizes). Each step all-gathers small per-position states instead of the logits
+      (`warmkern.distributed`), and every rank returns the tokens the unsplit model gives. Every rank calls
+      with the same arguments; a tokens hook gets this rank's logits shard; no logits hook.
     - return_stats=True returns `(x, GenerationStats)`.
 
     Every argument is validated before the first forward (TypeError for a wrong type, ValueError for a
@@ -122,6 +128,7 @@ def generate(
         schedule=schedule, logits_shift=logits_shift, eos_id=eos_id, eot_id=eot_id, warm_start=warm_start, seed=seed,
         top_p=top_p, top_k=top_k, alg_temp=alg_temp, eps=eps, logits_hook=generation_logits_hook_func,
         tokens_hook=generation_tokens_hook_func, backend=backend, progress=progress, return_stats=return_stats,
+        vocab_group=vocab_group,
     )
     config.check_inputs(prompt, attention_mask)
     adapter = ModelAdapter(model, logits_shift=config.logits_shift)

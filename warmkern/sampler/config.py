@@ -16,6 +16,7 @@ from torch import Tensor
 
 from warmkern import schema
 from warmkern import validation as V
+from warmkern.sampler.shards import check_vocab_group
 from warmkern.warmstart import WarmStart
 
 REMASKING = ("low_confidence", "random")
@@ -57,7 +58,7 @@ def check_hook(name: str, hook: object) -> Hook | None:
     return hook  # type: ignore[return-value]
 
 
-# Over 150 lines only by its 27 fields, their one-line derived properties and the two checks that need the
+# Over 150 lines only by its 28 fields, their one-line derived properties and the two checks that need the
 # prompt / the vocabulary: one frozen record that every other part reads.
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -89,6 +90,7 @@ class SamplerConfig:
     backend: str | None
     progress: bool
     timed: bool
+    vocab_group: object | None = None  # a torch.distributed group: the model returns its vocabulary shard
 
     @classmethod
     def from_arguments(
@@ -97,6 +99,7 @@ class SamplerConfig:
         threshold: object, factor: object, score: object, schedule: object, logits_shift: object, eos_id: object,
         eot_id: object, warm_start: object, seed: object, top_p: object, top_k: object, alg_temp: object, eps: object,
         logits_hook: object, tokens_hook: object, backend: object, progress: object, return_stats: object,
+        vocab_group: object = None,
     ) -> SamplerConfig:
         """Validate `generate`'s keyword arguments (all but the model and the prompt tensors)."""
         steps = V.check_int("steps", steps, lo=1)
@@ -127,6 +130,10 @@ class SamplerConfig:
         if eps != DREAM_EPS and schedule != "dream":
             raise ValueError(f"eps: expected the default {DREAM_EPS} unless schedule='dream' (it sets Dream's "
                              f"timesteps), got {eps}")
+        vocab_group = check_vocab_group(vocab_group)
+        if vocab_group is not None and logits_hook is not None:
+            raise ValueError("generation_logits_hook_func: expected None with vocab_group (each rank holds only its "
+                             "vocabulary shard of the logits), got a callable")
         return cls(
             steps=steps, gen_length=gen_length, block_length=block_length,
             temperature=temperature,
@@ -145,6 +152,7 @@ class SamplerConfig:
             tokens_hook=check_hook("generation_tokens_hook_func", tokens_hook),
             backend=backend,  # checked by backends.resolve (once the device is known), as the ops do
             progress=V.check_bool("progress", progress), timed=V.check_bool("return_stats", return_stats),
+            vocab_group=vocab_group,
         )
 
     # ------------------------------------------------------------------ derived

@@ -10,6 +10,7 @@ from warmkern.models import ModelAdapter
 from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.hooks import aligned, run_logits_hook
 from warmkern.sampler.plan import Step
+from warmkern.sampler.shards import VocabShardOps
 from warmkern.sampler.stats import Clock
 from warmkern.sampler.warm import EmbeddingInput
 
@@ -29,12 +30,14 @@ class ModelCall:
 
     The unconditional half keeps the prompt masked and mirrors the rest each step (LLaDA's un_x); when
     infilling it also shows what was masked in the prompt as it gets filled. `embedding` (embedding-mode
-    warm start) turns the buffer into `inputs_embeds`.
+    warm start) turns the buffer into `inputs_embeds`. With `shards` (vocab_group) the model returns its
+    vocabulary shard of the logits; the whole vocabulary's size is learnt from the ranks on the first call.
     """
 
     def __init__(self, adapter: ModelAdapter, config: SamplerConfig, clock: Clock, buffer: Tensor, batch: int,
-                 prompt_len: int, start: int, attention_mask: Tensor | None) -> None:
-        self.adapter, self.config, self.clock = adapter, config, clock
+                 prompt_len: int, start: int, attention_mask: Tensor | None, shards: VocabShardOps | None = None
+                 ) -> None:
+        self.adapter, self.config, self.clock, self.shards = adapter, config, clock, shards
         self.buffer, self.batch, self.prompt_len, self.start = buffer, batch, prompt_len, start
         x = buffer[:batch]
         self.x, self.region, self.answer = x, x[:, start:], x[:, prompt_len:]
@@ -91,5 +94,7 @@ class ModelCall:
             )
         if first:
             self.logits_vocab = int(logits.shape[-1])
+            if self.shards is not None:  # a collective: every rank makes its first forward
+                self.logits_vocab = self.shards.learn(self.logits_vocab, logits.device)
             if self.logits_vocab != self.vocab:
                 self.config.check_vocab(self.logits_vocab)

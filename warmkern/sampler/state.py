@@ -12,6 +12,7 @@ from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.forward import ModelCall
 from warmkern.sampler.hooks import run_tokens_hook
 from warmkern.sampler.plan import Part, Step
+from warmkern.sampler.shards import VocabShardOps
 from warmkern.sampler.stats import Clock
 from warmkern.sampler.warm import DraftPrior, EmbeddingInput, set_up_warm_start
 
@@ -70,7 +71,11 @@ class DecodingState:
         self.start, self.answer_offset = start, prompt_len - start
         self.region, self.answer = self.x[:, start:], self.x[:, prompt_len:]
         self.provisional = torch.zeros((batch, length - start), dtype=torch.bool, device=device)
-        self.model_call = ModelCall(adapter, config, clock, self.buffer, batch, prompt_len, start, attention_mask)
+        # a column-parallel model: the ops run from this rank's vocabulary shard (warmkern.distributed)
+        self.shards = VocabShardOps(config.vocab_group) if config.vocab_group is not None else None
+        self.vocab_ops = self.shards if self.shards is not None else ops
+        self.model_call = ModelCall(adapter, config, clock, self.buffer, batch, prompt_len, start, attention_mask,
+                                    self.shards)
         seed = config.seed
         self.seed = seed.to(device).expand(batch).contiguous() if isinstance(seed, Tensor) else seed
         self._set_up_warm_start()
@@ -150,7 +155,7 @@ class DecodingState:
         if len(step.parts) == 1:
             transfers, remasks = self._denoise(cond, step.parts[0], stats_kw, rule_kw, call_kw)
         else:
-            x0, score, p_cur = ops.token_stats(cond, self.region, **stats_kw, **call_kw)
+            x0, score, p_cur = self.vocab_ops.token_stats(cond, self.region, **stats_kw, **call_kw)
             transfers = remasks = torch.zeros((self.batch_size,), dtype=torch.int64, device=self.device)
             for part in step.parts:
                 part_transfers, part_remasks = ops.select(
@@ -168,14 +173,14 @@ class DecodingState:
         """One fused denoise_step; with infilling rows whose regions start at different columns and noise, one
         call per row on its own region (so its noise is keyed by positions in its own region)."""
         if self.offsets is None:
-            return ops.denoise_step(cond, self.region, self.provisional, **self._part_arguments(part), **stats_kw,
-                                    **rule_kw, **call_kw)
+            return self.vocab_ops.denoise_step(cond, self.region, self.provisional, **self._part_arguments(part),
+                                               **stats_kw, **rule_kw, **call_kw)
         counts = []
         for r, off in enumerate(self.offsets):
             window = {n: (v[r : r + 1] - off).clamp(min=0) for n, v in (("lo", part.lo), ("hi", part.hi))}
             k = None if part.k is None else part.k[r : r + 1]
             row_kw = {n: _row_slice(v, r, off) for n, v in stats_kw.items()}
-            counts.append(ops.denoise_step(
+            counts.append(self.vocab_ops.denoise_step(
                 cond[r : r + 1, off:], self.region[r : r + 1, off:], self.provisional[r : r + 1, off:],
                 **self._part_arguments(Part(window["lo"], window["hi"], k)), **row_kw, **rule_kw, **call_kw,
             ))
@@ -196,7 +201,9 @@ class DecodingState:
         )
         rule_kw = dict(remask_threshold=ws.remask_threshold if ws is not None else None,
                        remask_max=ws.remask_max if ws is not None else None, alg_temp=config.alg_temp)
-        call_kw = dict(backend=self.backend, check_values=self.steps_done == 0)
+        # the vocabulary-shard passes resolve the caller's request per op (some backends lack them yet)
+        backend = self.backend if self.shards is None else config.backend
+        call_kw = dict(backend=backend, check_values=self.steps_done == 0)
         return stats_kw, rule_kw, call_kw
 
     def _part_arguments(self, part: Part) -> dict:
