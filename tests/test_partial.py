@@ -69,11 +69,13 @@ def test_merged_shards_are_the_one_device_op(case, cut, dtype):
     assert_same_stats(sharded(logits, uncond, x, kw, CUTS[cut]), want)
 
 
-def test_validated_ops_path_matches_the_unvalidated_spec():
+@pytest.mark.parametrize("cut", ["one", "four-uneven"])
+def test_validated_ops_path_matches_the_unvalidated_spec(cut):
+    """Also with one shard, where the merged (max, exp-sum) would be views of the gathered parts."""
     logits, uncond, x, kw = _inputs("top-p-top-k-sampled", torch.float32)
     impl = protocol.ops_impl("reference", check_values=True)
-    a = sharded(logits, uncond, x, kw, CUTS["four-uneven"], impl)
-    b = sharded(logits, uncond, x, kw, CUTS["four-uneven"])
+    a = sharded(logits, uncond, x, kw, CUTS[cut], impl)
+    b = sharded(logits, uncond, x, kw, CUTS[cut])
     assert all(torch.equal(u, w) for u, w in zip(a, b))
 
 

@@ -103,7 +103,7 @@ def merge_softmax(parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m2 = torch.maximum(m, p[..., 0])
         s = s * rescale(m, m2) + p[..., 1] * rescale(p[..., 0], m2)
         m = m2
-    return m, s
+    return m.contiguous(), s.contiguous()  # one shard: views of parts, which the validated nucleus_partial refuses
 
 
 def kth_largest(lists: torch.Tensor, k: int) -> torch.Tensor:
