@@ -32,6 +32,7 @@ GENERATE_CASES = {
                                  alg_temp=0.3, score="entropy", seed=5),
     "warm-token-prior-remask": dict(warm="token", temperature=0.5, seed=[1, 2]),
     "infill-sampled": dict(infill=True, temperature=1.0, seed=[3, 4]),
+    "window-rows-cfg-top-p": dict(lm_head="window", temperature=0.9, seed=[2, 6], top_p=0.9, cfg_scale=0.5),
 }
 
 

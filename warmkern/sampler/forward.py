@@ -52,15 +52,9 @@ class ModelCall:
         """Region logits (conditional, and unconditional with CFG) after Dream's logits hook, plus the aligned
         full-sequence conditional logits the tokens hook gets (None without hooks)."""
         started = self.clock.mark()
-        self._mirror()
-        inputs: dict[str, Tensor] = {"input_ids": self.buffer}
-        model_started = started
-        if self.embedding is not None:
-            embeds = self.embedding.embed(self.buffer, step, self.config.mask_id, backend, steps_done == 0)
-            inputs = {"inputs_embeds": embeds}
-            model_started = self.clock.mark()
-            self.clock.add("sampler", started, model_started)
-        logits = self.adapter.forward(**inputs, attention_mask=self.attention_mask, position_ids=self.position_ids)
+        inputs = self.inputs(step, steps_done, backend)
+        model_started = started if self.embedding is None else self.clock.mark()
+        logits = self.adapter.forward(**inputs)
         self.clock.add("model", model_started, self.clock.mark())
         self._check_logits(logits, first=steps_done == 0)
         halves = [logits[: self.batch], logits[self.batch :]] if self.buffer.shape[0] > self.batch else [logits]
@@ -73,6 +67,18 @@ class ModelCall:
         if config.logits_hook is not None:
             full = [run_logits_hook(config.logits_hook, steps_done, self.x, h) for h in full]
         return full[0][:, self.start :], full[1][:, self.start :] if len(full) > 1 else None, full[0]
+
+    def inputs(self, step: Step, steps_done: int, backend: str) -> dict[str, Tensor | None]:
+        """ModelAdapter.forward's inputs for this step: the ids (CFG half mirrored) or, in embedding mode, the
+        embeddings (timed as sampler work), with the attention mask and position ids."""
+        self._mirror()
+        inputs: dict[str, Tensor | None] = {"input_ids": self.buffer}
+        if self.embedding is not None:
+            started = self.clock.mark()
+            embeds = self.embedding.embed(self.buffer, step, self.config.mask_id, backend, steps_done == 0)
+            inputs = {"inputs_embeds": embeds}
+            self.clock.add("sampler", started, self.clock.mark())
+        return dict(inputs, attention_mask=self.attention_mask, position_ids=self.position_ids)
 
     def _mirror(self) -> None:
         """CFG: the unconditional half sees the current answer (and filled prompt holes), never the prompt."""
