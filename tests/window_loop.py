@@ -1,5 +1,5 @@
-"""A minimal LLaDA-schedule decoding loop over warmkern.window.WindowStats (tests of the window / vocab_group
-paths until `generate` takes them): each step asks for the window's stats, scatters them into the region and
+"""A minimal LLaDA-schedule decoding loop over warmkern.window.WindowStats (WindowStats' own modes, apart from
+generate's lm_head option that calls it): each step asks for the window's stats, scatters them into the region and
 runs ops.select on the region, as the sampler does."""
 
 from __future__ import annotations
