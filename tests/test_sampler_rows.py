@@ -18,9 +18,9 @@ import torch
 from test_sampler_eager import prompts, special_ids, tiny_pair
 
 from warmkern import WarmStart, generate
-from warmkern.testbed import data, models, task
+from warmkern.testbed import checkpoints, data, task
 
-pytestmark = pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
+pytestmark = pytest.mark.skipif(bool(checkpoints.assets_missing()), reason="testbed assets not trained yet")
 
 G, BLK, STEPS = 32, 8, 16
 SEEDS = torch.tensor([11, 22, 33])
@@ -39,7 +39,7 @@ def _one_thread():
 @functools.cache
 def _testbed():
     """(model, tokenizer, prompt, attention mask, draft) on three validation problems of different lengths."""
-    model, tok = models.load_dllm()
+    model, tok = checkpoints.load_dllm()
     probs = [task.problems("validation", 8)[i] for i in (0, 1, 2)]
     prompt, am, gold = data.dllm_batch(tok, probs, G)
     draft = gold.clone()

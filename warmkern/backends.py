@@ -77,5 +77,22 @@ def resolve(backend: str | None, device: torch.device) -> str:
     return chosen
 
 
+def resolve_for(op: str, implemented: tuple[str, ...], backend: str | None, device: torch.device) -> str:
+    """`resolve` for an op only some backends implement yet (the vocabulary-shard ops land spec first).
+
+    An explicitly requested backend without the op raises; 'auto' takes the reference for it (logged once).
+    """
+    name = resolve(backend, device)
+    if name in implemented:
+        return name
+    if requested(backend) != "auto":
+        raise RuntimeError(f"backend={name!r} was requested but cannot run: it does not implement {op} yet "
+                           f"(implemented by: {', '.join(implemented)})")
+    if (op, name) not in _auto_logged:
+        _auto_logged.add((op, name))
+        log.info("warmkern: backend 'auto' chose 'reference' for %s (%r does not implement it yet)", op, name)
+    return "reference"
+
+
 def module(name: str) -> ModuleType:
     return importlib.import_module(_MODULES[name])

@@ -87,10 +87,13 @@ class ModelAdapter:
     # ------------------------------------------------------------------ calls
     def forward(
         self, *, input_ids: Tensor | None = None, inputs_embeds: Tensor | None = None,
-        attention_mask: Tensor | None = None, position_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None, position_ids: Tensor | None = None, extra: dict | None = None,
     ) -> Tensor:
-        """Full-sequence logits [B, L, V] (an HF output's `.logits`, or the tensor a model returns)."""
-        kwargs: dict[str, Tensor] = {}
+        """Full-sequence logits [B, L, V] (an HF output's `.logits`, or the tensor a model returns).
+
+        `extra`: more keyword arguments for the model (warmkern.window passes `logits_to_keep`).
+        """
+        kwargs: dict[str, Tensor] = dict(extra or {})
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
         if position_ids is not None:

@@ -31,6 +31,8 @@ def symbol_sizes(op: OpSchema, values: Sequence[Any]) -> dict[str, int]:
         if arg.shape and isinstance(value, torch.Tensor):
             for sym, n in zip(arg.shape, value.shape):
                 dims.setdefault(sym, n)
+        if arg.opt("binds") is not None and isinstance(value, int):
+            dims.setdefault(arg.opt("binds"), value)  # an int argument that sizes an output (top_k lists)
     return dims
 
 
@@ -38,7 +40,8 @@ def fake_outputs(op: OpSchema, values: Sequence[Any]) -> Any:
     """Empty outputs of the right dtype/shape on the inputs' device: the op's fake implementation."""
     dims = symbol_sizes(op, values)
     like = next(v for v in values if isinstance(v, torch.Tensor))
-    outs = tuple(like.new_empty([dims[s] for s in o.shape], dtype=getattr(torch, o.dtype)) for o in op.outputs)
+    outs = tuple(like.new_empty([s if isinstance(s, int) else dims[s] for s in o.shape], dtype=getattr(torch, o.dtype))
+                 for o in op.outputs)
     return outs if outs else None
 
 
@@ -65,14 +68,14 @@ def _register(op: OpSchema) -> Callable[..., Any]:
     return impl
 
 
-_IMPLS = {name: _register(op) for name, op in schema.OPS.items()}
+_IMPLS = {name: _register(op) for name, op in schema.ALL_OPS.items()}
 
 
 def _run(op: OpSchema, values: dict[str, Any], backend: str | None, check_values: bool) -> Any:
     """Validate, resolve the backend, call: the body of every public op."""
     args, device = V.validate(op, values, check_values)
     flat = [args[n] for n in op.names]
-    flat.append(backends.resolve(backend, device))
+    flat.append(backends.resolve_for(op.name, op.backends, backend, device))
     if torch.compiler.is_compiling():
         res = getattr(torch.ops.warmkern, op.name)(*flat)
     else:
@@ -112,3 +115,8 @@ warm_embed = _public(schema.WARM_EMBED)
 token_stats = _public(schema.TOKEN_STATS)
 select = _public(schema.SELECT)
 denoise_step = _public(schema.DENOISE_STEP)
+# vocabulary shards (issue 16): the partial-state passes; merge/finalize live in warmkern.partial
+token_stats_partial = _public(schema.TOKEN_STATS_PARTIAL)
+truncation_partial = _public(schema.TRUNCATION_PARTIAL)
+nucleus_partial = _public(schema.NUCLEUS_PARTIAL)
+head_token_stats = _public(schema.HEAD_TOKEN_STATS)

@@ -100,22 +100,25 @@ def combined_logits(
     cfg_scale: float = 0.0,
     prior_ids: torch.Tensor | None = None,
     prior_bias: torch.Tensor | None = None,
+    vocab_start: int = 0,
 ) -> torch.Tensor:
     """fp32 logits every statistic reads: CFG (u + (s+1)(c-u)), NaN -> -inf, suppression (-inf), prior.
 
     The prior adds prior_bias[b] to the logit of token prior_ids[b, g] (-1 = none) after suppression,
     so a suppressed token stays -inf; it precedes temperature, truncation, sampling and every score.
+    `logits` may be the vocabulary slice starting at global id `vocab_start` (ids are global).
     """
     z = logits.float()
     if uncond_logits is not None:
         u = uncond_logits.float()
         z = u + torch.tensor(cfg_scale + 1.0, dtype=torch.float32) * (z - u)
     z = torch.where(torch.isnan(z), NEG_INF, z)
-    if len(suppress_ids):
-        z[..., list(suppress_ids)] = NEG_INF
+    b, _, v = z.shape
+    local = [i - vocab_start for i in suppress_ids if vocab_start <= i < vocab_start + v]
+    if local:
+        z[..., local] = NEG_INF
     if prior_ids is not None:
-        b, _, v = z.shape
-        hit = torch.arange(v, device=z.device) == prior_ids.unsqueeze(-1)  # -1 never hits
+        hit = torch.arange(vocab_start, vocab_start + v, device=z.device) == prior_ids.unsqueeze(-1)  # -1 never hits
         bias = torch.as_tensor(prior_bias, dtype=torch.float32, device=z.device).reshape(-1).expand(b)
         z = torch.where(hit, z + bias.reshape(b, 1, 1), z)
     return z
@@ -405,3 +408,18 @@ def denoise_step(
 # denoise_step's arguments of each half, by the op tables (warmkern.schema)
 _TOKEN_STATS_KW = tuple(n for n in TOKEN_STATS.names if n not in ("logits", "x"))
 _SELECT_KW = tuple(n for n in SELECT.names if n not in ("score", "x0", "p_cur", "x", "provisional"))
+
+
+# ----------------------------------------------------------------------------- vocabulary shards (issue 16)
+# The shard passes' spec lives in warmkern/partial/ (state layout, merges, truncation rounds); the reference
+# backend exposes them here like every other op (resolved on first use: warmkern.partial imports this module).
+_PARTIAL = {"token_stats_partial": "warmkern.partial.state", "truncation_partial": "warmkern.partial.truncation",
+            "nucleus_partial": "warmkern.partial.truncation", "head_token_stats": "warmkern.partial.head"}
+
+
+def __getattr__(name: str):
+    if name in _PARTIAL:
+        import importlib
+
+        return getattr(importlib.import_module(_PARTIAL[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -102,9 +102,10 @@ def gumbel_from_uniform(w: torch.Tensor) -> torch.Tensor:
 
 def vocab_words(
     seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, vocab: int, device=None,
-    vocab_start: int = 0, vocab_total: int | None = None,
+    vocab_start: int = 0, vocab_total: int | None = None, position_start: int = 0,
 ) -> torch.Tensor:
-    """[B, positions, vocab] int64 Philox words of entries [vocab_start, vocab_start + vocab).
+    """[B, positions, vocab] int64 Philox words of entries [vocab_start, vocab_start + vocab) at positions
+    [position_start, position_start + positions) (a window of the generation region draws its own slice).
 
     Row b, position g, *global* entry v -> key seeds[b], counter n = g*ceil(V_total/4) + v//4, lane v%4
     (c2 = step, c3 = stream). Nothing depends on b but the key, so a row draws the same numbers in
@@ -114,7 +115,7 @@ def vocab_words(
     groups = (total + 3) // 4
     g0, g1 = vocab_start // 4, (vocab_start + vocab + 3) // 4
     k0, k1 = _keys(seeds, device)
-    pos = torch.arange(positions, dtype=torch.int64, device=device).reshape(-1, 1)
+    pos = torch.arange(position_start, position_start + positions, dtype=torch.int64, device=device).reshape(-1, 1)
     n = (pos * groups + torch.arange(g0, g1, dtype=torch.int64, device=device)).reshape(1, -1)  # [1, G*ng]
     c2 = _step(step, device).expand_as(n)
     c3 = torch.full_like(n, stream)
@@ -125,11 +126,12 @@ def vocab_words(
 
 
 def position_words(
-    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None,
+    position_start: int = 0,
 ) -> torch.Tensor:
     """[B, positions] int64 Philox words, one draw per position: key seeds[b], counter n = g, word 0."""
     k0, k1 = _keys(seeds, device)
-    n = torch.arange(positions, dtype=torch.int64, device=device).reshape(1, -1)
+    n = torch.arange(position_start, position_start + positions, dtype=torch.int64, device=device).reshape(1, -1)
     c2 = _step(step, device).expand_as(n)
     c3 = torch.full_like(n, stream)
     return philox4x32(n & MASK32, n >> 32, c2, c3, k0, k1)[0]
@@ -137,18 +139,19 @@ def position_words(
 
 def gumbel_noise(
     seeds: int | torch.Tensor, step: int | torch.Tensor, positions: int, vocab: int, device=None,
-    vocab_start: int = 0, vocab_total: int | None = None,
+    vocab_start: int = 0, vocab_total: int | None = None, position_start: int = 0,
 ) -> torch.Tensor:
     """[B, positions, vocab] fp32 Gumbel noise of stream 0 (see vocab_words for the counter layout)."""
-    words = vocab_words(seeds, step, STREAM_GUMBEL, positions, vocab, device, vocab_start, vocab_total)
+    words = vocab_words(seeds, step, STREAM_GUMBEL, positions, vocab, device, vocab_start, vocab_total, position_start)
     return gumbel_from_uniform(uniform_from_word(words))
 
 
 def position_uniforms(
-    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None
+    seeds: int | torch.Tensor, step: int | torch.Tensor, stream: int, positions: int, device=None,
+    position_start: int = 0,
 ) -> torch.Tensor:
     """[B, positions] fp32 uniforms, one per position (stream 1: random score, 2: keep mask, 3: alg_temp)."""
-    return uniform_from_word(position_words(seeds, step, stream, positions, device))
+    return uniform_from_word(position_words(seeds, step, stream, positions, device, position_start))
 
 
 def position_gumbels(

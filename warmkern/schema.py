@@ -12,12 +12,13 @@ symbols (`B`, `G`, `V`, `D`) are bound by the first tensor that carries them, in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 REQUIRED = object()  # default of an argument the caller must give
 SCORE_MODES = ("prob", "margin", "entropy", "random")
 SCORE_TEMPERATURES = ("none", "sampling")
+KERNEL_BACKENDS = ("reference", "triton", "cpu")
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ class Arg:
 
 @dataclass(frozen=True)
 class Output:
-    """One returned tensor: dtype name and shape in symbols (for the fake implementation)."""
+    """One returned tensor: dtype name and shape in symbols or literal sizes (for the fake implementation)."""
 
     dtype: str
-    shape: tuple[str, ...]
+    shape: tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class OpSchema:
     outputs: tuple[Output, ...] = ()
     rules: tuple[str, ...] = field(default=())  # cross-argument rules (validation.RULES keys)
     returns_arg: str | None = None  # an op without outputs returns this (mutated) argument to the caller
+    backends: tuple[str, ...] = KERNEL_BACKENDS  # the backends that implement it (an op lands spec first)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -212,6 +214,110 @@ DENOISE_STEP = OpSchema(
 )
 
 OPS: dict[str, OpSchema] = {op.name: op for op in (WARM_EMBED, TOKEN_STATS, SELECT, DENOISE_STEP)}
+
+
+# ----------------------------------------------------------------------------- vocabulary shards (issue 16)
+# A shard is the slice [vocab_start, vocab_start + V) of a vocab_total vocabulary. Every id argument is a
+# *global* id (it may fall in any shard) and the Philox counters use global indices, so the merged states
+# of all shards give what the one-device op gives on the whole vocabulary. warmkern/partial/ is the spec.
+STATE_WIDTH = 10  # fp32 fields of one position's partial state (warmkern.partial.state.FIELDS)
+NUCLEUS_BINS = 256  # one round of the top-p cutoff search resolves 8 bits of its 32-bit ordered key
+NUCLEUS_LEVELS = 4
+
+VOCAB_START = _a("vocab_start", "int", "int", doc="global index of the shard's first vocabulary entry",
+                 check="int", opts={"lo": 0})
+VOCAB_TOTAL = _a("vocab_total", "int", "int", doc="size of the whole vocabulary the shard belongs to",
+                 check="vocab_total")
+
+
+def _global(arg: Arg) -> Arg:
+    """The argument with its ids checked against the whole vocabulary (VT) instead of the shard's (V)."""
+    opts = {k: ("VT" if k in ("ids", "vocab") else v) for k, v in arg.opts}
+    if arg.check in ("token_id", "id_list"):
+        opts["vocab"] = "VT"
+    return replace(arg, opts=tuple(sorted(opts.items())))
+
+
+LOGITS_SHARD = replace(LOGITS, doc="[B, G, V] logits of the shard's vocabulary slice (fp32/fp16/bf16)",
+                       opts=(("min_vocab", 1),))
+UNCOND_SHARD = replace(UNCOND, doc="[B, G, V] unconditional logits of the same slice (CFG), like logits")
+CUTOFF = _a("cutoff", "Tensor?", "Tensor | None", None,
+            "[B, G] fp32 truncation cutoff on the tempered logits: entries below it are removed (merged from "
+            "truncation_partial / nucleus_partial; None = no truncation)", check="tensor", shape=("B", "G"),
+            dtypes="float32")
+ZS_MAX = _a("zs_max", "Tensor", "Tensor", doc="[B, G] fp32 max of the tempered logits over the whole vocabulary",
+            check="tensor", shape=("B", "G"), dtypes="float32")
+PREFIX = _a("prefix", "Tensor", "Tensor", doc="[B, G] int64 high bits of the cutoff's ordered key found so far",
+            check="tensor", shape=("B", "G"), dtypes="int64")
+LEVEL = _a("level", "int", "int", doc="round 0..3: bin key bits [24 - 8 level, 32 - 8 level) under the prefix",
+           check="int", opts={"lo": 0, "hi": NUCLEUS_LEVELS - 1})
+TOP_K_LIST = _a("top_k", "int", "int", 0, "length of the shard's list of largest tempered logits (0 = none)",
+                check="int", opts={"lo": 0, "binds": "K"})
+POSITION_OFFSET = _a("position_offset", "int", "int", 0,
+                     "generation-region position of the first row (the rows are a window of the region): Philox "
+                     "counters use position_offset + g", check="int", opts={"lo": 0})
+SHARD_HEAD = (LOGITS_SHARD, VOCAB_START, VOCAB_TOTAL)
+TRANSFORM = tuple(_global(a) for a in (UNCOND_SHARD, TEMPERATURE, SUPPRESS, CFG_SCALE, PRIOR_IDS, PRIOR_BIAS))
+STATS_TAIL_SHARD = tuple(_global(a) for a in STATS_TAIL if a.name not in ("top_k", "top_p"))
+
+TOKEN_STATS_PARTIAL = OpSchema(
+    "token_stats_partial",
+    "[B, G, STATE_WIDTH] fp32 partial state of token_stats over one vocabulary shard (warmkern.partial.state).",
+    (*SHARD_HEAD, _global(X_READ), UNCOND_SHARD, _global(MASK_ID), *STATS_TAIL_SHARD, CUTOFF, POSITION_OFFSET),
+    (Output("float32", ("B", "G", STATE_WIDTH)),),
+    rules=("score_temperature", "vocab_slice"),
+    backends=("reference",),
+)
+
+TRUNCATION_PARTIAL = OpSchema(
+    "truncation_partial",
+    "Truncation round 1 over one shard: (max, exp-sum) of the tempered logits [B, G, 2] and their top_k largest "
+    "values [B, G, top_k] (warmkern.partial.truncation).",
+    (*SHARD_HEAD, *TRANSFORM, TOP_K_LIST),
+    (Output("float32", ("B", "G", 2)), Output("float32", ("B", "G", "K"))),
+    rules=("vocab_slice",),
+    backends=("reference",),
+)
+
+NUCLEUS_PARTIAL = OpSchema(
+    "nucleus_partial",
+    "Top-p rounds 2-5 over one shard: [B, G, NUCLEUS_BINS] exp-mass of the entries whose ordered key starts with "
+    "prefix, binned by its next 8 bits (warmkern.partial.truncation).",
+    (*SHARD_HEAD, *TRANSFORM, ZS_MAX, PREFIX, LEVEL),
+    (Output("float32", ("B", "G", NUCLEUS_BINS)),),
+    rules=("vocab_slice",),
+    backends=("reference",),
+)
+
+HEAD_TOKEN_STATS = OpSchema(
+    "head_token_stats",
+    "token_stats(hidden @ weight.T + bias) without the [B, G, V] logits: the LM-head GEMM one vocabulary chunk at a "
+    "time, each chunk reduced to a partial state at once (warmkern.partial.head; peak memory O(B·G·chunk)).",
+    (
+        _a("hidden", "Tensor", "Tensor", doc="[B, G, D] final hidden states of the positions (fp32/fp16/bf16)",
+           check="tensor", shape=("B", "G", "D"), dtypes="float", positional=True),
+        _a("weight", "Tensor", "Tensor", doc="[V, D] LM-head weight (nn.Linear layout), hidden's dtype",
+           check="tensor", shape=("V", "D"), dtypes="float", positional=True,
+           opts={"same_dtype": "hidden", "min_vocab": 2}),
+        X_READ,
+        _a("bias", "Tensor?", "Tensor | None", None, "[V] LM-head bias, hidden's dtype", check="tensor", shape=("V",),
+           dtypes="float", opts={"same_dtype": "hidden"}),
+        _a("uncond_hidden", "Tensor?", "Tensor | None", None, "[B, G, D] hidden states of the unconditional pass (CFG)",
+           check="tensor", shape=("B", "G", "D"), dtypes="float", opts={"same_dtype": "hidden"}),
+        _a("chunk", "int", "int", 8192, "vocabulary entries per GEMM tile", check="int", opts={"lo": 1}),
+        MASK_ID,
+        *STATS_TAIL,
+        POSITION_OFFSET,
+    ),
+    STATS_OUT,
+    rules=("score_temperature",),
+    backends=("reference",),
+)
+
+PARTIAL_OPS: dict[str, OpSchema] = {
+    op.name: op for op in (TOKEN_STATS_PARTIAL, TRUNCATION_PARTIAL, NUCLEUS_PARTIAL, HEAD_TOKEN_STATS)
+}
+ALL_OPS: dict[str, OpSchema] = {**OPS, **PARTIAL_OPS}
 BACKEND_ARG = "str backend"
 
 
@@ -248,7 +354,9 @@ def cpp_header() -> str:
         "#pragma once",
         "",
     ]
-    for op in OPS.values():
+    for op in ALL_OPS.values():
+        if "cpu" not in op.backends:
+            continue
         lines.append(f'#define WK_SCHEMA_{op.name.upper()} "{torch_schema(op, with_backend=False)}"')
     return "\n".join(lines) + "\n"
 

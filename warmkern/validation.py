@@ -312,11 +312,19 @@ def _check_per_row_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | Non
                           lo=None if lo is None else ctx.size(lo), hi=None if hi is None else ctx.size(hi))
 
 
+def _check_vocab_total_arg(arg: Arg, value: object, ctx: _Ctx) -> int:
+    """A shard op's whole-vocabulary size: binds the symbol VT that global ids are checked against."""
+    total = check_int(arg.name, value, lo=2)
+    ctx.dims["VT"] = total
+    return total
+
+
 CHECKS = {
     "tensor": _check_tensor_arg,
     "out": _check_out_arg,
-    "token_id": lambda arg, value, ctx: check_id(arg.name, value, ctx.dims["V"]),
-    "id_list": lambda arg, value, ctx: check_id_list(arg.name, value, ctx.dims["V"]),
+    "token_id": lambda arg, value, ctx: check_id(arg.name, value, ctx.dims[arg.opt("vocab", "V")]),
+    "id_list": lambda arg, value, ctx: check_id_list(arg.name, value, ctx.dims[arg.opt("vocab", "V")]),
+    "vocab_total": _check_vocab_total_arg,
     "float": _check_float_arg,
     "int": _check_int_arg,
     "choice": _check_choice_arg,
@@ -351,11 +359,19 @@ def _rule_alg_temp(v: dict[str, Any], ctx: _Ctx) -> None:
         _fail("alg_temp", "0 unless the top-k rule (k) is used (Dream draws k positions)", v["alg_temp"])
 
 
+def _rule_vocab_slice(v: dict[str, Any], ctx: _Ctx) -> None:
+    end = v["vocab_start"] + ctx.dims["V"]
+    if end > v["vocab_total"]:
+        _fail("vocab_start", f"a shard inside the vocabulary (vocab_start + {ctx.dims['V']} <= vocab_total = "
+              f"{v['vocab_total']})", v["vocab_start"])
+
+
 RULES = {
     "score_temperature": _rule_score_temperature,
     "one_rule": _rule_one_rule,
     "window": _rule_window,
     "alg_temp": _rule_alg_temp,
+    "vocab_slice": _rule_vocab_slice,
 }
 
 

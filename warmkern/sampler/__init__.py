@@ -65,6 +65,8 @@ def generate(
     backend: str | None = None,
     progress: bool = False,
     return_stats: bool = False,
+    vocab_group: object | None = None,
+    lm_head: str = "full",
 ) -> Tensor | tuple[Tensor, GenerationStats]:
     """Sample `gen_length` tokens after `prompt` (left padded, `[B, P]`); returns `[B, P + G]`.
 
@@ -108,6 +110,18 @@ def generate(
       batch's left padding (RoPE / relative positions, or position ids; see README). Give distinct seeds
       for distinct samples of one prompt.
     - backend: 'auto' | 'reference' | 'triton' | 'cpu' (ops dispatch); progress: a tqdm bar.
+    - vocab_group: a torch.distributed process group over which the model's LM head is split by columns
+      (tensor parallelism): on rank r the model returns the logits of the r-th vocabulary slice (slices in
+      rank order, any sizes). Each step all-gathers small per-position states instead of the logits
+      (`warmkern.distributed`), and every rank returns the tokens the unsplit model gives. Every rank calls
+      with the same arguments; a tokens hook gets this rank's logits shard; no logits hook.
+    - lm_head: which rows the model's LM head computes. 'full' (default): the model's [B, P + G, V] logits,
+      read at the region. 'window': only the current block's rows (HF's `logits_to_keep` index tensor when
+      forward takes one, else a pre-hook on `get_output_embeddings()`; the layers still see the whole
+      sequence). 'fused': the model stops at its head's input and `ops.head_token_stats` runs the head GEMM
+      8192 vocabulary columns at a time with the statistics, so the block's logits never exist (needs an
+      nn.Linear output embedding; not with vocab_group). Same tokens as 'full'; not with Dream's hooks or
+      with a prompt holding mask_id (infilling reads rows before the block).
     - return_stats=True returns `(x, GenerationStats)`.
 
     Every argument is validated before the first forward (TypeError for a wrong type, ValueError for a
@@ -122,6 +136,7 @@ def generate(
         schedule=schedule, logits_shift=logits_shift, eos_id=eos_id, eot_id=eot_id, warm_start=warm_start, seed=seed,
         top_p=top_p, top_k=top_k, alg_temp=alg_temp, eps=eps, logits_hook=generation_logits_hook_func,
         tokens_hook=generation_tokens_hook_func, backend=backend, progress=progress, return_stats=return_stats,
+        vocab_group=vocab_group, lm_head=lm_head,
     )
     config.check_inputs(prompt, attention_mask)
     adapter = ModelAdapter(model, logits_shift=config.logits_shift)

@@ -16,10 +16,12 @@ from torch import Tensor
 
 from warmkern import schema
 from warmkern import validation as V
+from warmkern.sampler.shards import check_vocab_group
 from warmkern.warmstart import WarmStart
 
 REMASKING = ("low_confidence", "random")
 SCHEDULES = ("llada", "dream")
+LM_HEADS = ("full", "window", "fused")  # which rows the LM head computes (warmkern.window)
 ANY_VOCAB = V.INT64_MAX  # token ids are range-checked again once the vocabulary is known
 DREAM_EPS = 1e-3  # Dream's diffusion_generate default: timesteps = linspace(1, eps, steps + 1)
 Hook = Callable[[int | None, Tensor, Tensor | None], Tensor]
@@ -51,13 +53,26 @@ def op_float(arg: schema.Arg, value: object, off: float) -> float:
     return off if value is None else V.CHECKS["float"](arg, value, None)
 
 
+def check_lm_head(lm_head: object, vocab_group: object, logits_hook: object, tokens_hook: object) -> str:
+    """'full' always; 'window' / 'fused' compute the block's rows only, so nothing may ask for the others."""
+    lm_head = V.check_choice("lm_head", lm_head, LM_HEADS)
+    if lm_head == "full":
+        return lm_head
+    if logits_hook is not None or tokens_hook is not None:
+        raise ValueError(f"lm_head: expected 'full' with Dream's generation hooks (they take the whole sequence's "
+                         f"logits), got {lm_head!r}")
+    if lm_head == "fused" and vocab_group is not None:
+        raise ValueError("lm_head: expected 'full' or 'window' with vocab_group, got 'fused'")
+    return lm_head
+
+
 def check_hook(name: str, hook: object) -> Hook | None:
     if hook is not None and not callable(hook):
         raise TypeError(f"{name}: expected a callable (step, x, logits) or None, got {type(hook).__name__}")
     return hook  # type: ignore[return-value]
 
 
-# Over 150 lines only by its 27 fields, their one-line derived properties and the two checks that need the
+# Over 150 lines only by its 29 fields, their one-line derived properties and the two checks that need the
 # prompt / the vocabulary: one frozen record that every other part reads.
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -89,6 +104,8 @@ class SamplerConfig:
     backend: str | None
     progress: bool
     timed: bool
+    vocab_group: object | None = None  # a torch.distributed group: the model returns its vocabulary shard
+    lm_head: str = "full"  # 'window' / 'fused': the model computes the block's rows only (warmkern.window)
 
     @classmethod
     def from_arguments(
@@ -97,6 +114,7 @@ class SamplerConfig:
         threshold: object, factor: object, score: object, schedule: object, logits_shift: object, eos_id: object,
         eot_id: object, warm_start: object, seed: object, top_p: object, top_k: object, alg_temp: object, eps: object,
         logits_hook: object, tokens_hook: object, backend: object, progress: object, return_stats: object,
+        vocab_group: object = None, lm_head: object = "full",
     ) -> SamplerConfig:
         """Validate `generate`'s keyword arguments (all but the model and the prompt tensors)."""
         steps = V.check_int("steps", steps, lo=1)
@@ -127,6 +145,11 @@ class SamplerConfig:
         if eps != DREAM_EPS and schedule != "dream":
             raise ValueError(f"eps: expected the default {DREAM_EPS} unless schedule='dream' (it sets Dream's "
                              f"timesteps), got {eps}")
+        vocab_group = check_vocab_group(vocab_group)
+        if vocab_group is not None and logits_hook is not None:
+            raise ValueError("generation_logits_hook_func: expected None with vocab_group (each rank holds only its "
+                             "vocabulary shard of the logits), got a callable")
+        lm_head = check_lm_head(lm_head, vocab_group, logits_hook, tokens_hook)
         return cls(
             steps=steps, gen_length=gen_length, block_length=block_length,
             temperature=temperature,
@@ -145,6 +168,7 @@ class SamplerConfig:
             tokens_hook=check_hook("generation_tokens_hook_func", tokens_hook),
             backend=backend,  # checked by backends.resolve (once the device is known), as the ops do
             progress=V.check_bool("progress", progress), timed=V.check_bool("return_stats", return_stats),
+            vocab_group=vocab_group, lm_head=lm_head,
         )
 
     # ------------------------------------------------------------------ derived

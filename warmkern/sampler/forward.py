@@ -10,6 +10,7 @@ from warmkern.models import ModelAdapter
 from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.hooks import aligned, run_logits_hook
 from warmkern.sampler.plan import Step
+from warmkern.sampler.shards import VocabShardOps
 from warmkern.sampler.stats import Clock
 from warmkern.sampler.warm import EmbeddingInput
 
@@ -29,12 +30,14 @@ class ModelCall:
 
     The unconditional half keeps the prompt masked and mirrors the rest each step (LLaDA's un_x); when
     infilling it also shows what was masked in the prompt as it gets filled. `embedding` (embedding-mode
-    warm start) turns the buffer into `inputs_embeds`.
+    warm start) turns the buffer into `inputs_embeds`. With `shards` (vocab_group) the model returns its
+    vocabulary shard of the logits; the whole vocabulary's size is learnt from the ranks on the first call.
     """
 
     def __init__(self, adapter: ModelAdapter, config: SamplerConfig, clock: Clock, buffer: Tensor, batch: int,
-                 prompt_len: int, start: int, attention_mask: Tensor | None) -> None:
-        self.adapter, self.config, self.clock = adapter, config, clock
+                 prompt_len: int, start: int, attention_mask: Tensor | None, shards: VocabShardOps | None = None
+                 ) -> None:
+        self.adapter, self.config, self.clock, self.shards = adapter, config, clock, shards
         self.buffer, self.batch, self.prompt_len, self.start = buffer, batch, prompt_len, start
         x = buffer[:batch]
         self.x, self.region, self.answer = x, x[:, start:], x[:, prompt_len:]
@@ -49,15 +52,9 @@ class ModelCall:
         """Region logits (conditional, and unconditional with CFG) after Dream's logits hook, plus the aligned
         full-sequence conditional logits the tokens hook gets (None without hooks)."""
         started = self.clock.mark()
-        self._mirror()
-        inputs: dict[str, Tensor] = {"input_ids": self.buffer}
-        model_started = started
-        if self.embedding is not None:
-            embeds = self.embedding.embed(self.buffer, step, self.config.mask_id, backend, steps_done == 0)
-            inputs = {"inputs_embeds": embeds}
-            model_started = self.clock.mark()
-            self.clock.add("sampler", started, model_started)
-        logits = self.adapter.forward(**inputs, attention_mask=self.attention_mask, position_ids=self.position_ids)
+        inputs = self.inputs(step, steps_done, backend)
+        model_started = started if self.embedding is None else self.clock.mark()
+        logits = self.adapter.forward(**inputs)
         self.clock.add("model", model_started, self.clock.mark())
         self._check_logits(logits, first=steps_done == 0)
         halves = [logits[: self.batch], logits[self.batch :]] if self.buffer.shape[0] > self.batch else [logits]
@@ -70,6 +67,18 @@ class ModelCall:
         if config.logits_hook is not None:
             full = [run_logits_hook(config.logits_hook, steps_done, self.x, h) for h in full]
         return full[0][:, self.start :], full[1][:, self.start :] if len(full) > 1 else None, full[0]
+
+    def inputs(self, step: Step, steps_done: int, backend: str) -> dict[str, Tensor | None]:
+        """ModelAdapter.forward's inputs for this step: the ids (CFG half mirrored) or, in embedding mode, the
+        embeddings (timed as sampler work), with the attention mask and position ids."""
+        self._mirror()
+        inputs: dict[str, Tensor | None] = {"input_ids": self.buffer}
+        if self.embedding is not None:
+            started = self.clock.mark()
+            embeds = self.embedding.embed(self.buffer, step, self.config.mask_id, backend, steps_done == 0)
+            inputs = {"inputs_embeds": embeds}
+            self.clock.add("sampler", started, self.clock.mark())
+        return dict(inputs, attention_mask=self.attention_mask, position_ids=self.position_ids)
 
     def _mirror(self) -> None:
         """CFG: the unconditional half sees the current answer (and filled prompt holes), never the prompt."""
@@ -91,5 +100,7 @@ class ModelCall:
             )
         if first:
             self.logits_vocab = int(logits.shape[-1])
+            if self.shards is not None:  # a collective: every rank makes its first forward
+                self.logits_vocab = self.shards.learn(self.logits_vocab, logits.device)
             if self.logits_vocab != self.vocab:
                 self.config.check_vocab(self.logits_vocab)

@@ -101,6 +101,7 @@ class Step:
     plan: Tensor  # [B] steps each row plans for the block (grown by remasks): the alpha schedule reads it
     parts: list[Part]
     active: Tensor  # [B] bool: rows taking part (the others decode exactly as if they were not in the batch)
+    window: tuple[int, int] = (0, 0)  # region columns [lo, hi) where the step's candidates lie (the block)
 
 
 # ----------------------------------------------------------------------------- one block
@@ -239,13 +240,13 @@ class BlockPlan:
             if self.ratios is not None and i < self.ratios.shape[1]:
                 # At and after a row's last Dream step (ratio 1) llada_k commits everything unless the plan grew.
                 k = torch.where(i < self.start - 1, dream_k(owed, self.ratios[:, i]), k)
-            return Step(i, noise, self.device, [Part(lo, hi, k)], active)
+            return Step(i, noise, self.device, [Part(lo, hi, k)], active, self.window)
         forced = [i >= p - 1 for p in self.host]
         if all(forced) or not any(forced):
-            return Step(i, noise, self.device, [Part(lo, hi, owed if forced[0] else None)], active)
+            return Step(i, noise, self.device, [Part(lo, hi, owed if forced[0] else None)], active, self.window)
         last = torch.tensor(forced, device=self.state.device)
         parts = [Part(lo * last, hi * last, owed), Part(lo * ~last, hi * ~last, None)]
-        return Step(i, noise, self.device, parts, active)
+        return Step(i, noise, self.device, parts, active, self.window)
 
     def advance(self, remasks: Tensor) -> None:
         """After step `index`: remember its remasks and grow the device plan by their budget."""

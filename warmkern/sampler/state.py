@@ -12,8 +12,10 @@ from warmkern.sampler.config import SamplerConfig
 from warmkern.sampler.forward import ModelCall
 from warmkern.sampler.hooks import run_tokens_hook
 from warmkern.sampler.plan import Part, Step
+from warmkern.sampler.shards import VocabShardOps
 from warmkern.sampler.stats import Clock
 from warmkern.sampler.warm import DraftPrior, EmbeddingInput, set_up_warm_start
+from warmkern.sampler.window_step import WindowStep
 
 
 def region_starts(prompt: Tensor, config: SamplerConfig) -> list[int]:
@@ -60,6 +62,9 @@ class DecodingState:
         self.batch_size, self.prompt_len = batch, prompt_len = prompt.shape
         starts = region_starts(prompt, config)
         start = min(starts)
+        if config.lm_head != "full" and start < prompt_len:
+            raise ValueError(f"lm_head: expected 'full' when the prompt holds mask_id (infilling reads rows before "
+                             f"the block), got {config.lm_head!r}")
         # Rows whose regions start later get their own op call when noise is drawn (it is keyed by position).
         self.offsets = [s - start for s in starts] if config.noisy and max(starts) > start else None
         length = prompt_len + config.gen_length
@@ -70,7 +75,12 @@ class DecodingState:
         self.start, self.answer_offset = start, prompt_len - start
         self.region, self.answer = self.x[:, start:], self.x[:, prompt_len:]
         self.provisional = torch.zeros((batch, length - start), dtype=torch.bool, device=device)
-        self.model_call = ModelCall(adapter, config, clock, self.buffer, batch, prompt_len, start, attention_mask)
+        # a column-parallel model: the ops run from this rank's vocabulary shard (warmkern.distributed)
+        self.shards = VocabShardOps(config.vocab_group) if config.vocab_group is not None else None
+        self.vocab_ops = self.shards if self.shards is not None else ops
+        self.model_call = ModelCall(adapter, config, clock, self.buffer, batch, prompt_len, start, attention_mask,
+                                    self.shards)
+        self.window_step = WindowStep(adapter, config) if config.lm_head != "full" else None
         seed = config.seed
         self.seed = seed.to(device).expand(batch).contiguous() if isinstance(seed, Tensor) else seed
         self._set_up_warm_start()
@@ -144,38 +154,63 @@ class DecodingState:
         One part is one fused denoise_step; two parts (rows of a threshold batch at different points of
         their plans) share one token_stats. Dream's tokens hook runs after the update.
         """
+        if self.window_step is not None:
+            return self._window_step(step)
         cond, uncond, hooked = self.model_call(step, self.steps_done, self.backend)
         started = self.clock.mark()
         stats_kw, rule_kw, call_kw = self._op_arguments(uncond, step)
         if len(step.parts) == 1:
             transfers, remasks = self._denoise(cond, step.parts[0], stats_kw, rule_kw, call_kw)
         else:
-            x0, score, p_cur = ops.token_stats(cond, self.region, **stats_kw, **call_kw)
-            transfers = remasks = torch.zeros((self.batch_size,), dtype=torch.int64, device=self.device)
-            for part in step.parts:
-                part_transfers, part_remasks = ops.select(
-                    score, x0, p_cur, self.region, self.provisional, mask_id=self.config.mask_id,
-                    **self._part_arguments(part), **rule_kw, **call_kw,
-                )
-                transfers, remasks = transfers + part_transfers, remasks + part_remasks
+            x0, score, p_cur = self.vocab_ops.token_stats(cond, self.region, **stats_kw, **call_kw)
+            transfers, remasks = self._select(step, (x0, score, p_cur), stats_kw, rule_kw, call_kw)
         if self.config.tokens_hook is not None:
             run_tokens_hook(self.config.tokens_hook, self.steps_done, self.x, hooked)
         self.clock.add("sampler", started, self.clock.mark())
         self.steps_done += 1
         return transfers, remasks
 
+    def _window_step(self, step: Step) -> tuple[Tensor, Tensor]:
+        """lm_head='window' / 'fused': the model and the statistics on the step's window rows (timed as model
+        work), then the selection on the region. No hooks run in this mode."""
+        stats_kw, rule_kw, call_kw = self._op_arguments(None, step)
+        inputs = self.model_call.inputs(step, self.steps_done, self.backend)
+        started = self.clock.mark()
+        stats = self.window_step(inputs, self.region, self.start, step.window, stats_kw, call_kw["check_values"])
+        selected = self.clock.mark()
+        self.clock.add("model", started, selected)
+        transfers, remasks = self._select(step, stats, stats_kw, rule_kw, call_kw)
+        self.clock.add("sampler", selected, self.clock.mark())
+        self.steps_done += 1
+        return transfers, remasks
+
+    def _select(self, step: Step, stats: tuple[Tensor, Tensor, Tensor], stats_kw: dict, rule_kw: dict,
+                call_kw: dict) -> tuple[Tensor, Tensor]:
+        """ops.select for each part of the step (disjoint rows) on one set of statistics; summed counts. The
+        seed and step key alg_temp's noise, as in the fused denoise_step."""
+        x0, score, p_cur = stats
+        rule_kw = dict(rule_kw, seed=stats_kw["seed"], step=stats_kw["step"])
+        transfers = remasks = torch.zeros((self.batch_size,), dtype=torch.int64, device=self.device)
+        for part in step.parts:
+            part_transfers, part_remasks = ops.select(
+                score, x0, p_cur, self.region, self.provisional, mask_id=self.config.mask_id,
+                **self._part_arguments(part), **rule_kw, **call_kw,
+            )
+            transfers, remasks = transfers + part_transfers, remasks + part_remasks
+        return transfers, remasks
+
     def _denoise(self, cond: Tensor, part: Part, stats_kw: dict, rule_kw: dict, call_kw: dict) -> tuple[Tensor, Tensor]:
         """One fused denoise_step; with infilling rows whose regions start at different columns and noise, one
         call per row on its own region (so its noise is keyed by positions in its own region)."""
         if self.offsets is None:
-            return ops.denoise_step(cond, self.region, self.provisional, **self._part_arguments(part), **stats_kw,
-                                    **rule_kw, **call_kw)
+            return self.vocab_ops.denoise_step(cond, self.region, self.provisional, **self._part_arguments(part),
+                                               **stats_kw, **rule_kw, **call_kw)
         counts = []
         for r, off in enumerate(self.offsets):
             window = {n: (v[r : r + 1] - off).clamp(min=0) for n, v in (("lo", part.lo), ("hi", part.hi))}
             k = None if part.k is None else part.k[r : r + 1]
             row_kw = {n: _row_slice(v, r, off) for n, v in stats_kw.items()}
-            counts.append(ops.denoise_step(
+            counts.append(self.vocab_ops.denoise_step(
                 cond[r : r + 1, off:], self.region[r : r + 1, off:], self.provisional[r : r + 1, off:],
                 **self._part_arguments(Part(window["lo"], window["hi"], k)), **row_kw, **rule_kw, **call_kw,
             ))
@@ -196,7 +231,9 @@ class DecodingState:
         )
         rule_kw = dict(remask_threshold=ws.remask_threshold if ws is not None else None,
                        remask_max=ws.remask_max if ws is not None else None, alg_temp=config.alg_temp)
-        call_kw = dict(backend=self.backend, check_values=self.steps_done == 0)
+        # the vocabulary-shard passes resolve the caller's request per op (some backends lack them yet)
+        backend = self.backend if self.shards is None else config.backend
+        call_kw = dict(backend=backend, check_values=self.steps_done == 0)
         return stats_kw, rule_kw, call_kw
 
     def _part_arguments(self, part: Part) -> dict:
