@@ -157,7 +157,10 @@ def test_demo_runs_both_dllms_and_block_lengths_with_costs(tmp_path, capsys):
         assert (r["drafter_forwards"] is None) == cold  # warm rows pay for the draft; cold rows do not
         assert (r["mean_nfe"] is None) == (r["dllm"] is None)
     names = {r["method"] for r in rows}
-    assert {"drafter alone", "cold top-k", "cold threshold", "token injection + remasking"} <= names
+    assert {"drafter alone", "cold top-k", "cold threshold", "token injection + remasking",
+            "draft prior threshold"} <= names  # the issue-14 row that needs no calibration is in the demo
+    prior = [r for r in rows if r["key"] == "prior_tau"]
+    assert len(prior) == 4 and all(r["injected_per_sample"] == 0 and "β=" in r["params"] for r in prior)
     topk = [r for r in rows if r["method"] == "cold top-k"]
     assert all(r["mean_nfe"] == 32 for r in topk)
 

@@ -109,3 +109,33 @@ def test_eval_merge_refuses_a_table_of_other_problems_before_computing(monkeypat
     assert err.startswith("warmkern eval: error: --merge: ") and why in err
     assert cli.main(["eval", "--n", "2", "--merge"]) == 2
     assert "--merge: needs --json" in capsys.readouterr().err
+
+
+def _target_table(prior_bits: str, prior_nfe: float) -> dict:
+    rows = _table_rows()
+    rows[2] = dict(rows[2], correct=prior_bits, accuracy=prior_bits.count("1") / 4, mean_nfe=prior_nfe)
+    return {"rows": rows}
+
+
+def test_targets_need_the_margin_and_no_more_nfe_than_cold_tau():
+    met = paired.targets(_target_table("1110", 1.9))  # +25 points at fewer NFE: the bar is +2
+    assert "| uncalibrated, 32 | 75.0% at 1.90 NFE | 50.0% at 2.00 NFE | +25.0 [" in met
+    assert "| ≥ +2 at ≤ NFE | met: +23.0 points vs the bar, NFE -0.10, CI includes 0 |" in met
+    dearer = paired.targets(_target_table("1110", 2.5))  # the same gain at more NFE than cold τ: missed
+    assert "missed: +23.0 points vs the bar, NFE +0.50 (above)" in dearer
+    short = paired.targets(_target_table("1010", 1.0), need={"uncalibrated": 0.02})  # equal to cold τ
+    assert "missed: accuracy 2.0 points short, NFE -1.00" in short
+    assert paired.targets(_target_table("1110", 1.9), need={"calibrated": 0.01}).count("\n") == 1  # header only
+
+
+def test_paired_main_prints_each_baseline_the_targets_and_the_draft_split(tmp_path, capsys):
+    topk = {"method": "cold_topk", "key": "cold_topk", "params": "p", "dllm": "uncalibrated", "block_length": 32,
+            "accuracy": 0.25, "mean_nfe": 32.0, "correct": "0010"}
+    rows = [*_table_rows(), topk]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert paired.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "vs cold_tau: Δ points" in out and "vs cold_topk: Δ points" in out
+    assert "| uncalibrated, 32 | prior_tau | p | 75.0% | +50.0 [" in out  # against cold top-k (25%)
+    assert "issue 14 targets" in out and "met: +23.0 points vs the bar" in out and "drafter right on 2 of 4" in out

@@ -7,7 +7,11 @@ difference of two paired proportions is Newcombe's hybrid score interval (Newcom
 method 10, with its continuity-corrected phi): it combines the two rows' Wilson intervals (`report.wilson`, the
 table's CIs) with the phi correlation of the pair, and stays inside [-1, 1] where the Wald interval does not.
 
-    python -m warmkern.testbed.paired warmkern/testbed/assets/results/eval_test.json [--against cold_tau]
+    python -m warmkern.testbed.paired warmkern/testbed/assets/results/eval_test.json [--against cold_tau,cold_topk]
+
+`targets` checks issue 14's bar: the draft prior with threshold decoding at least `TARGETS[dllm]` above cold
+threshold decoding at no more dLLM NFE, at every block length (the point estimate, as the issue states it; the
+paired interval says whether the gain is distinguishable from zero).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import sys
 from pathlib import Path
 
 from warmkern.testbed.report import DLLM_TITLES, wilson
+
+# Issue 14: the prior + τ row must beat cold τ by this much (accuracy, absolute) at <= cold τ's NFE.
+TARGETS = {"uncalibrated": 0.02, "calibrated": 0.01}
 
 
 def counts(row: str, base: str) -> tuple[int, int, int, int]:
@@ -90,14 +97,48 @@ def by_draft(table: dict, keys: tuple[str, ...] = ("cold_tau", "prior_tau", "pri
     return "\n".join(out)
 
 
+def _verdict(diff: float, lo: float, nfe: float, base_nfe: float, need: float) -> str:
+    """'met' only when the gain reaches the bar *and* the NFE is not above the baseline's; says by how much."""
+    gap = diff - need
+    acc = f"{100 * gap:+.1f} points vs the bar" if gap >= -1e-12 else f"accuracy {100 * -gap:.1f} points short"
+    cost = f"NFE {nfe - base_nfe:+.2f}" + (" (above)" if nfe > base_nfe else "")
+    sig = "CI excludes 0" if lo > 0 else "CI includes 0"
+    ok = gap >= -1e-12 and nfe <= base_nfe
+    return f"{'met' if ok else 'missed'}: {acc}, {cost}, {sig}"
+
+
+def targets(table: dict, row: str = "prior_tau", against: str = "cold_tau",
+            need: dict[str, float] | None = None) -> str:
+    """Markdown: per dLLM and block length, whether `row` beats `against` by the issue's margin at <= its NFE."""
+    need = TARGETS if need is None else need
+    out = [f"| dLLM, block | {row} | {against} | Δ points [95% CI] | target | verdict |",
+           "|---|---|---|---|---|---|"]
+    for (dllm, blk), rows in _groups(table["rows"]).items():
+        by_key = {r.get("key"): r for r in rows if r.get("correct")}
+        r, base = by_key.get(row), by_key.get(against)
+        if r is None or base is None or dllm not in need:
+            continue
+        diff, lo, hi = newcombe(r["correct"], base["correct"])
+        out.append(f"| {dllm}, {blk} | {100 * r['accuracy']:.1f}% at {r['mean_nfe']:.2f} NFE | "
+                   f"{100 * base['accuracy']:.1f}% at {base['mean_nfe']:.2f} NFE | {_pct(diff)} [{_pct(lo)}, "
+                   f"{_pct(hi)}] | ≥ +{100 * need[dllm]:.0f} at ≤ NFE | "
+                   f"{_verdict(diff, lo, r['mean_nfe'], base['mean_nfe'], need[dllm])} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m warmkern.testbed.paired", description=__doc__.splitlines()[0])
     ap.add_argument("table", type=Path, help="a `warmkern eval --json` file")
-    ap.add_argument("--against", default="cold_tau", help="row key of the baseline (default cold_tau)")
+    ap.add_argument("--against", default="cold_tau,cold_topk",
+                    help="comma-separated row keys of the baselines (default cold_tau,cold_topk)")
     args = ap.parse_args(argv)
     table = json.loads(args.table.read_text())
     print(", ".join(f"{k}: {v}" for k, v in DLLM_TITLES.items()))
-    print(paired_table(table, args.against))
+    for against in (k.strip() for k in args.against.split(",") if k.strip()):
+        print(paired_table(table, against))
+        print()
+    print("issue 14 targets (prior τ vs cold τ):")
+    print(targets(table))
     print()
     print(by_draft(table))
     return 0
