@@ -18,7 +18,8 @@ import torch
 from test_sampler_eager import prompts, special_ids, tiny_pair
 
 from warmkern import WarmStart, generate
-from warmkern.testbed import data, models, task
+from warmkern.testbed import checkpoints as models  # models.py became checkpoints.py (testbed branch)
+from warmkern.testbed import data, task
 
 pytestmark = pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
 
