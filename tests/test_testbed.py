@@ -138,9 +138,13 @@ def test_demo_reports_missing_assets(monkeypatch, capsys):
 
 
 @pytest.mark.skipif(bool(checkpoints.assets_missing(tuple(checkpoints.DLLM_DIRS))), reason="testbed assets missing")
-def test_demo_runs_both_dllms_and_block_lengths_with_costs(tmp_path, capsys):
+def test_demo_runs_both_dllms_and_block_lengths_with_costs(tmp_path, capsys, monkeypatch):
     from warmkern.testbed import eval_cli
 
+    # This checks the testbed's table, not a backend (tests/parity.py holds every backend to the reference), and
+    # the demo's draft-prior rows need a backend that has the prior: the reference (the spec) always does, while a
+    # `cpu` build of an older spec (e.g. another checkout's warmkern._C) does not.
+    monkeypatch.setenv("WARMKERN_BACKEND", "reference")
     torch.manual_seed(0)
     out_json = tmp_path / "demo.json"
     assert eval_cli.main(["demo", "--n", "4", "--batch", "3", "--alone-n", "1", "--json", str(out_json)]) == 0
@@ -152,12 +156,16 @@ def test_demo_runs_both_dllms_and_block_lengths_with_costs(tmp_path, capsys):
     settings = {(r["dllm"], r["block_length"]) for r in rows}
     assert settings == {(None, None), *((d, b) for d in ("calibrated", "uncalibrated") for b in (32, 8))}
     for r in rows:
+        assert r.get("backend") in ("", "reference")
         assert r["n"] == 4 and r["alone_n"] == 1 and r["s_per_sample"] > 0 and r["s_per_sample_alone"] > 0
         cold = r["method"].startswith("cold")
         assert (r["drafter_forwards"] is None) == cold  # warm rows pay for the draft; cold rows do not
         assert (r["mean_nfe"] is None) == (r["dllm"] is None)
     names = {r["method"] for r in rows}
-    assert {"drafter alone", "cold top-k", "cold threshold", "token injection + remasking"} <= names
+    assert {"drafter alone", "cold top-k", "cold threshold", "token injection + remasking",
+            "draft prior threshold"} <= names  # the issue-14 row that needs no calibration is in the demo
+    prior = [r for r in rows if r["key"] == "prior_tau"]
+    assert len(prior) == 4 and all(r["injected_per_sample"] == 0 and "β=" in r["params"] for r in prior)
     topk = [r for r in rows if r["method"] == "cold top-k"]
     assert all(r["mean_nfe"] == 32 for r in topk)
 

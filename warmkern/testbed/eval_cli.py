@@ -10,6 +10,7 @@ written by `warmkern eval --split validation --tune --hparams-out PATH` (validat
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -17,11 +18,11 @@ from pathlib import Path
 import torch
 
 from warmkern.cli_args import Parser, UsageError, check_output_path, int_at_least, run
-from warmkern.testbed import checkpoints, task
+from warmkern.testbed import checkpoints, merge, task
 from warmkern.testbed import tune as tuning
 from warmkern.testbed.checkpoints import GEN_LENGTH
 from warmkern.testbed.methods import DEMO_ROW_KEYS, HPARAMS_PATH, ROW_KEYS, load_hparams, methods_from_hparams
-from warmkern.testbed.report import format_table, plot, rows_to_json
+from warmkern.testbed.report import format_json_rows, format_table, plot, rows_to_json
 from warmkern.testbed.runner import Setting, evaluate
 
 DLLM_CHOICES = (*checkpoints.DLLM_DIRS, "both")
@@ -50,6 +51,9 @@ def _parser(cmd: str) -> Parser:
     ap.add_argument("--alone-n", type=int_at_least(0), default=10 if cmd == "demo" else 20,
                     help="problems decoded one at a time (batch 1) for the per-request wall time")
     ap.add_argument("--json", type=Path, default=None, help="write the rows (or, with --tune, the grid) here")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --json: add this run's rows to the table saved there (same split, n, seed, batch), "
+                    "replacing the rows it re-measured and keeping the others")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--threads", type=int_at_least(1), default=1,
                     help="torch CPU threads (default 1: the testbed's models are tiny; on a shared 2-core machine the "
@@ -85,6 +89,12 @@ def _check(args: argparse.Namespace) -> None:
         check_output_path("--hparams-out", args.hparams_out)
     elif args.hparams_out is not None:
         raise UsageError("--hparams-out: only used with --tune")
+    if args.merge:
+        if args.tune or args.json is None:
+            raise UsageError("--merge: needs --json PATH (the table to add rows to) and no --tune")
+        why = merge.mismatch(args.json, _meta(args))
+        if why:
+            raise UsageError(f"--merge: {why}")
     for b in args.block_lengths or ():
         if GEN_LENGTH % b:
             raise UsageError(f"--block-lengths: expected divisors of G = {GEN_LENGTH}, got {b}")
@@ -93,6 +103,10 @@ def _check(args: argparse.Namespace) -> None:
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             check_output_path(flag, path)
+
+
+def _meta(args: argparse.Namespace) -> dict:
+    return {"split": args.split, "n": args.n, "seed": args.seed, "batch": args.batch, "gen_length": GEN_LENGTH}
 
 
 def _merge_write(path: Path, dllm: str, value: dict, merge_key: str | None = None) -> None:
@@ -117,6 +131,24 @@ def _tune(args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
     return 0
 
 
+def _write_json(args: argparse.Namespace, rows: list, hps: dict, alone_n: int, keys: tuple[str, ...]) -> list[dict]:
+    """Write the table (merged into the saved one with --merge) and return its rows. Each run is recorded in
+    `runs`, with the backends that ran it, since merged tables hold rows of several runs."""
+    blocks = list(args.block_lengths or BLOCK_LENGTHS)
+    run_info = {"date": datetime.date.today().isoformat(), "dllms": list(hps), "methods": list(keys),
+                "block_lengths": blocks, "threads": args.threads,
+                "backends": sorted({r.backend for r in rows if r.backend})}
+    table = _meta(args) | {
+        "alone_n": alone_n, "block_lengths": blocks, "runs": [run_info],
+        "hparams": {d: hp for d, (hp, _) in hps.items()}, "hparams_tuned": {d: t for d, (_, t) in hps.items()},
+        "rows": rows_to_json(rows)}
+    if args.merge and args.json.exists():
+        table = merge.merge(json.loads(args.json.read_text()), table)
+        print(f"\nmerged table ({args.json}):\n" + format_json_rows(table["rows"]))
+    args.json.write_text(json.dumps(table, indent=1))  # before the plot: a plotting failure must not lose it
+    return table["rows"]
+
+
 def _eval(cmd: str, args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
     keys = _methods_arg(args.methods, DEMO_ROW_KEYS if cmd == "demo" else ROW_KEYS)
     blocks = tuple(args.block_lengths or BLOCK_LENGTHS)
@@ -131,12 +163,7 @@ def _eval(cmd: str, args: argparse.Namespace, dllms: tuple[str, ...]) -> int:
               f"at batch 1); hyper-parameters from {source}")
     print(header)
     print(format_table(rows))
-    summary = rows_to_json(rows)
-    if args.json:  # before the plot: a plotting failure must not lose the numbers
-        args.json.write_text(json.dumps({
-            "split": args.split, "n": args.n, "seed": args.seed, "batch": args.batch, "alone_n": setting.latency_n,
-            "gen_length": GEN_LENGTH, "block_lengths": list(blocks), "hparams": {d: hp for d, (hp, _) in hps.items()},
-            "hparams_tuned": {d: t for d, (_, t) in hps.items()}, "rows": summary}, indent=1))
+    summary = _write_json(args, rows, hps, setting.latency_n, keys) if args.json else rows_to_json(rows)
     if args.plot:
         plot(summary, args.plot, title=header)
     return 0

@@ -76,6 +76,8 @@ class RowResult:
     params: str
     dllm: str | None = None  # None for the drafter-alone row
     block_length: int | None = None
+    key: str = ""  # ROW_KEYS entry ("drafter" for the drafter alone): with dllm and block_length, the row's identity
+    backend: str = ""  # the warmkern backend that ran the ops ("" for the drafter alone)
     correct: list[bool] = field(default_factory=list)
     nfe: list[int] = field(default_factory=list)  # dLLM forwards per sample (GenerationStats.nfe_per_row)
     drafter_forwards: list[int] = field(default_factory=list)  # sequential drafter forwards per sample

@@ -24,6 +24,11 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
+def bits(correct: list[bool]) -> str:
+    """Per-problem exact match as a string of 0/1 in problem order: what paired comparisons need (`paired.py`)."""
+    return "".join("1" if c else "0" for c in correct)
+
+
 def _mean(xs: list) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -36,7 +41,7 @@ def summarize(r: RowResult, cold_nfe: float | None) -> dict:
     nfe = _mean(r.nfe)
     busy = r.model_s + r.sampler_s
     return {
-        "method": r.name, "params": r.params, "dllm": r.dllm, "block_length": r.block_length, "n": n,
+        "method": r.name, "key": r.key, "params": r.params, "dllm": r.dllm, "block_length": r.block_length, "n": n,
         "accuracy": k / n if n else 0.0, "ci95": [lo, hi], "mean_nfe": nfe,
         "nfe_change": (nfe / cold_nfe - 1) if (nfe is not None and cold_nfe) else None,
         "drafter_forwards": _mean(r.drafter_forwards),
@@ -44,6 +49,7 @@ def summarize(r: RowResult, cold_nfe: float | None) -> dict:
         "alone_n": len(r.latency_s), "wall_s": r.wall_s, "draft_s": r.draft_s,
         "sampler_share": r.sampler_s / busy if busy else None, "model_share": r.model_s / busy if busy else None,
         "remasks_per_sample": r.remasked / n if n else 0.0, "injected_per_sample": r.injected / n if n else 0.0,
+        "backend": r.backend, "correct": bits(r.correct),
     }
 
 
@@ -70,9 +76,14 @@ def _line(s: dict) -> str:
 
 def format_table(rows: list[RowResult]) -> str:
     """One markdown table per (dLLM, block length), the drafter-alone row in its own section first."""
+    return format_json_rows(rows_to_json(rows))
+
+
+def format_json_rows(rows: list[dict]) -> str:
+    """`format_table` of JSON rows (a saved or merged table)."""
     out: list[str] = []
     last: tuple | None = None
-    for s in rows_to_json(rows):
+    for s in rows:
         group = (s["dllm"], s["block_length"])
         if group != last:
             title = ("drafter alone (its drafts feed every warm row)" if s["dllm"] is None

@@ -48,12 +48,13 @@ def _decode(pair: Pair, m: Method, probs: list[task.Problem], draft: torch.Tenso
 
 def run_method(pair: Pair, m: Method, s: Setting, drafts: Drafts, alone: Drafts, bar) -> RowResult:
     """One table row: accuracy and cost of method `m` on the setting's problems."""
-    res = RowResult(name=m.name, params=m.describe(), dllm=pair.dllm_name, block_length=s.block_length)
+    res = RowResult(name=m.name, params=m.describe(), dllm=pair.dllm_name, block_length=s.block_length, key=m.key)
     warm = m.kind == "warm"
     for j, i in enumerate(range(0, len(s.probs), s.batch)):
         chunk = s.probs[i:i + s.batch]
         texts, st, seconds = _decode(pair, m, chunk, drafts.batches[j] if warm else None, s)
         res.wall_s += seconds
+        res.backend = st.backend
         res.correct.extend(task.extract_answer(t) == p.answer for t, p in zip(texts, chunk))
         res.nfe.extend(st.nfe_per_row)
         res.model_s += st.time_model_s
@@ -77,7 +78,7 @@ def run_method(pair: Pair, m: Method, s: Setting, drafts: Drafts, alone: Drafts,
 
 def drafter_row(s: Setting, drafts: Drafts, alone: Drafts) -> RowResult:
     m = drafter_method()
-    res = RowResult(name=m.name, params=m.describe(), wall_s=drafts.seconds, draft_s=drafts.seconds)
+    res = RowResult(name=m.name, params=m.describe(), key=m.key, wall_s=drafts.seconds, draft_s=drafts.seconds)
     res.correct = [task.extract_answer(t) == p.answer for t, p in zip(drafts.texts, s.probs)]
     res.drafter_forwards = list(drafts.forwards)
     res.latency_s = list(alone.batch_seconds)
