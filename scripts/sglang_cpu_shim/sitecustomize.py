@@ -63,7 +63,8 @@ def _patch_plugin(mod):
         done = step(self, forward_batch, full_logits, states)
         ids = forward_batch.input_ids.view(forward_batch.batch_size, -1).tolist()
         _trace({"event": "step", "rank": _tp_rank(), "rids": list(forward_batch.rids or []), "ids": ids,
-                "done": done, "steps": [s.step for s in states], "logits_dtype": str(full_logits.dtype)})
+                "done": done, "steps": [s.step for s in states], "seeds": [s.info.seed for s in states],
+                "logits_dtype": str(full_logits.dtype)})
         return done
 
     steps.step = traced_step
