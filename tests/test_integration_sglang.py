@@ -448,3 +448,31 @@ def test_real_validate_request_through_dllm_config(sgl):
     bad = S.Req("bad-1", [1, 2], SamplingParams(custom_params={R.DRAFT_KEY: [3, MASK]}))
     assert cfg.validate_request(good) is None and R.lookup("ok-1") is good
     assert "mask_id" in cfg.validate_request(bad)
+
+
+# ----------------------------------------------------------------------------- GPU only
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_step_syncs_only_for_the_done_list():
+    """On CUDA a step's only host sync is the `done` list sglang's loop needs (as LowConfidence's)."""
+    import warnings
+
+    algo = make_algo({"rule": "topk", "k": 2, "temperature": 1.0})
+    reqs = seen(algo, requests(3))
+    model = S.TinyModel(V, N, MASK)
+    fb = S.block_batch(reqs, N, MASK)
+    logits = model.forward(fb).cuda()
+    fb.input_ids = fb.input_ids.cuda()
+    states = algo.init_step_state(fb)
+    algo.prepare_inputs(model, fb, states)
+    algo.step(fb, logits, states)  # first call: allocations, lazy init
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            algo.step(fb, logits, states)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, [str(w.message) for w in syncs]
