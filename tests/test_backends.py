@@ -20,6 +20,21 @@ def test_env_backend_is_used(monkeypatch):
     assert backends.resolve(None, torch.device("cpu")) == "reference"
 
 
+@pytest.mark.parametrize("value", ["CPU", "gpu", "auto "])
+def test_bad_env_backend_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("WARMKERN_BACKEND", value)
+    if value.strip() in backends.CHOICES:
+        assert backends.resolve(None, torch.device("cpu")) in backends.BACKENDS
+        return
+    with pytest.raises(ValueError, match="WARMKERN_BACKEND"):
+        backends.resolve(None, torch.device("cpu"))
+
+
+def test_empty_env_backend_means_unset(monkeypatch):
+    monkeypatch.setenv("WARMKERN_BACKEND", "")
+    assert backends.requested(None) == "auto"
+
+
 def test_triton_without_cuda_or_interpreter_raises(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="triton"):

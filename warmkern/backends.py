@@ -47,11 +47,21 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     raise ValueError(f"backend: expected one of {CHOICES}, got {name!r}")
 
 
+def requested(backend: str | None) -> str:
+    """The backend asked for: the argument, else $WARMKERN_BACKEND (empty = unset), else 'auto'."""
+    if backend is not None:
+        if backend not in CHOICES:
+            raise ValueError(f"backend: expected one of {CHOICES}, got {backend!r}")
+        return backend
+    env = os.environ.get("WARMKERN_BACKEND", "").strip()
+    if env and env not in CHOICES:
+        raise ValueError(f"WARMKERN_BACKEND: expected one of {CHOICES} (or unset), got {env!r}")
+    return env or "auto"
+
+
 def resolve(backend: str | None, device: torch.device) -> str:
     """Concrete backend name for a request ('auto', None -> $WARMKERN_BACKEND or auto)."""
-    name = backend if backend is not None else os.environ.get("WARMKERN_BACKEND", "auto")
-    if name not in CHOICES:
-        raise ValueError(f"backend: expected one of {CHOICES}, got {name!r}")
+    name = requested(backend)
     if name != "auto":
         why = unavailable_reason(name, device)
         if why is not None:
