@@ -47,6 +47,7 @@ class WarmkernSteps:
         self.mask_id = int(config.mask_id)
         self.cfg = WarmkernConfig.from_mapping(getattr(config, "algorithm_config", None))
         type(self)._mask_id = self.mask_id
+        self._op_kwargs = {**self._rule_kwargs(), **self._stats_kwargs(), "backend": self.cfg.backend}
         self._batch = BatchRows()
         self._vocab: int | None = None
         self._warned: set[str] = set()
@@ -110,10 +111,9 @@ class WarmkernSteps:
         masks_before = ((x == self.mask_id) & in_window).sum(dim=1)
         self._batch.update(states, n, x.device)
         _, n_remask = ops.denoise_step(
-            logits, x, self._batch.provisional, mask_id=self.mask_id, lo=lo, hi=n, **self._rule_kwargs(),
-            **self._stats_kwargs(), seed=self._batch.seeds(x.device), prior_ids=self._batch.prior,
-            prior_bias=self._batch.bias if self._batch.prior is not None else 0.0,
-            backend=self.cfg.backend, check_values=False,
+            logits, x, self._batch.provisional, mask_id=self.mask_id, lo=lo, hi=n, seed=self._batch.seeds(x.device),
+            prior_ids=self._batch.prior, prior_bias=self._batch.bias if self._batch.prior is not None else 0.0,
+            check_values=False, **self._op_kwargs,
         )
         if x is not ids:
             ids.copy_(x)
