@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from parity import assert_selection_match, near_boundary
 
 from warmkern import launches, ops, reference
 from warmkern import triton as wt
@@ -37,6 +38,22 @@ def step_inputs(gen, opts):
     return logits, opts
 
 
+def gpu_allowed(logits, x, prov, lo, hi, step, kw):
+    """Positions a GPU step may select differently (tests/parity.py, GPU contract): reference scores or
+    p_cur within RTOL of a decision boundary."""
+    stats_kw = {k: v for k, v in kw.items() if k not in ("k", "threshold", "factor", "remask_threshold", "remask_max")}
+    x0, sc, pc = reference.token_stats(logits, x, mask_id=MASK, seed=11, step=step, **stats_kw)
+    pos = torch.arange(G)
+    win = (pos >= lo[:, None]) & (pos < hi[:, None])
+    elig = (x == MASK) & (x0 != MASK) & win
+    allowed = near_boundary(sc, elig, kw.get("threshold"))
+    if kw.get("factor") is not None:
+        allowed |= elig  # the factor rule compares each score with rank-dependent bounds: any may flip
+    if kw.get("remask_threshold") is not None:
+        allowed |= near_boundary(pc, prov & win & (x != MASK), kw["remask_threshold"])
+    return allowed
+
+
 @pytest.mark.parametrize(("name", "split", "rule", "remask", "opts"), CASES, ids=[c[0] for c in CASES])
 def test_denoise_step_parity_over_a_few_steps(name, split, rule, remask, opts, monkeypatch):
     if split:
@@ -50,14 +67,18 @@ def test_denoise_step_parity_over_a_few_steps(name, split, rule, remask, opts, m
     for step in range(3):
         logits, kw = step_inputs(gen, dict(opts))
         kw.update(rule, **remask)
+        allowed = gpu_allowed(logits, xa, pa, lo, hi, step, kw) if DEV == "cuda" else None
         want = reference.denoise_step(logits, xa, pa, mask_id=MASK, lo=lo, hi=hi, seed=11, step=step, **kw)
         dev_kw = {k: (v.to(DEV) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
         launches.reset()
         got = wt.denoise_step(logits.to(DEV), xb, pb, mask_id=MASK, lo=lo.to(DEV), hi=hi.to(DEV), seed=11,
                               step=step, **dev_kw)
         assert launches.snapshot() == {"denoise_step": 1}
-        assert torch.equal(xb.cpu(), xa), f"step {step}"
-        assert torch.equal(pb.cpu(), pa) and torch.equal(got[0].cpu(), want[0]) and torch.equal(got[1].cpu(), want[1])
+        assert_selection_match(xb, xa, pb, pa, allowed=allowed)
+        if allowed is None or not allowed.any():
+            assert torch.equal(got[0].cpu(), want[0]) and torch.equal(got[1].cpu(), want[1]), f"step {step}"
+        xb.copy_(xa)  # a near-boundary difference on a GPU must not snowball into later steps
+        pb.copy_(pa)
 
 
 def test_sampler_step_launch_budget():

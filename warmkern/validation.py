@@ -8,8 +8,8 @@ after validating once (the sampler does).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
@@ -17,6 +17,7 @@ from warmkern.schema import SCORE_MODES, SCORE_TEMPERATURES, Arg, OpSchema
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 INT64_MAX = 2**63 - 1
+T = TypeVar("T")
 
 
 def _fail(name: str, expected: str, got: object) -> None:
@@ -293,10 +294,13 @@ def _check_choice_arg(arg: Arg, value: object, ctx: _Ctx) -> str:
 
 
 def _check_per_row_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
-    if value is None and arg.default is None:
-        return None
     only_with = arg.opt("only_with")
-    if only_with is not None and ctx.tensors.get(only_with) is None:
+    if only_with is not None:
+        if ctx.tensors.get(only_with) is None:
+            return None
+        if value is None:
+            _fail(arg.name, f"a float or a [B] tensor when {only_with} is given", None)
+    if value is None and arg.default is None:
         return None
     dtype = getattr(torch, arg.opt("dtype"))
     lo, hi = arg.opt("lo"), arg.opt("hi")
@@ -364,3 +368,31 @@ def validate(op: OpSchema, values: dict[str, Any], check_values: bool) -> tuple[
         RULES[rule](out, ctx)
     assert ctx.device is not None  # every op has a required tensor argument
     return out, ctx.device
+
+
+# ----------------------------------------------------------------------------- shared by generate / WarmStart
+# The rule everywhere: a wrong *type* raises TypeError, the right type with a bad *value* raises ValueError,
+# and the message reads "name: expected ..., got ...".
+class DTypeError(TypeError, ValueError):
+    """A tensor of the wrong dtype. A TypeError by the rule; also a ValueError because `generate` raised
+    ValueError for a non-int64 prompt before the dialects were unified, and callers may catch that."""
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """One of a fixed set of strings (same message as check_score for a string outside the set)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {tuple(choices)}, got {type(value).__name__}")
+    if value not in choices:
+        _fail(name, f"one of {tuple(choices)}", repr(value))
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return value
+
+
+def optional(check: Callable[..., T], name: str, value: object, **bounds: object) -> T | None:
+    """None passes through; anything else goes through `check(name, value, **bounds)`."""
+    return None if value is None else check(name, value, **bounds)

@@ -2,7 +2,11 @@
 
 Each helper mirrors one function of `warmkern.rng` (or of the reference's total order) operation by
 operation, in fp32, so the interpreter reproduces the reference bit for bit and a GPU build differs
-only by the last-ulp behaviour of `exp`/`log`.
+only as `fastmath` documents.
+
+Seeds and steps reach the kernels as a Python int or as a device int64 tensor (so a CUDA graph can
+replay a step with an advancing step / new seeds): SEED_MODE 0 = int, 1 = 0-d tensor, 2 = one seed
+per batch row ([B] tensor); STEP_PTR says whether `step` is a pointer to a 0-d tensor.
 """
 
 from __future__ import annotations
@@ -10,11 +14,38 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from warmkern.triton.fastmath import NEG_LN2, log2_approx, log_precise, opaque
+
 # Same constants as warmkern.rng (duplicated as literals: @triton.jit needs them as constexpr).
 TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2^-32
 ONE_MINUS_ULP = tl.constexpr(0.99999994039535522)  # 1 - 2^-24, largest fp32 below 1
 SERIES_CUTOFF = tl.constexpr(0.0009765625)  # 2^-10
 THIRD = tl.constexpr(0.3333333432674408)  # fp32(1/3), what torch multiplies by
+
+
+@triton.jit
+def noise_key(seed, step, b, g, G, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr):
+    """(Philox key, counter row, step) of position (b, g).
+
+    Today's counter layout keys a position by row = b*G + g under one seed (SEED_MODE 0/1). A [B]
+    seed tensor (SEED_MODE 2) already uses the row-independent layout of the per-row-seed spec:
+    key = seed[b], row = g, so a row draws what a batch of one with that seed draws. Switching modes
+    0/1 to that layout is the one line `row = g` below.
+    """
+    if SEED_MODE == 0:
+        key = seed.to(tl.int64)
+        row = b.to(tl.int64) * G + g
+    elif SEED_MODE == 1:
+        key = tl.load(seed)
+        row = b.to(tl.int64) * G + g
+    else:
+        key = tl.load(seed + b)
+        row = g.to(tl.int64)
+    if STEP_PTR:
+        st = tl.load(step)
+    else:
+        st = step.to(tl.int64)
+    return key, row, st
 
 
 @triton.jit
@@ -26,40 +57,47 @@ def uniform_from_word(w):
 
 @triton.jit
 def gumbel_from_uniform(w):
-    """rng.gumbel_from_uniform: -log(E), E = -log1p(-w) via a 3-term series below 2^-10."""
+    """rng.gumbel_from_uniform: -log(E), E = -log1p(-w) via a 3-term series below 2^-10 (the outer log
+    is the fast one on GPU: see fastmath)."""
     w2 = w * w
     series = w + w2 * 0.5 + w2 * w * THIRD
-    e = tl.where(w < SERIES_CUTOFF, series, -tl.log(1.0 - w))
-    return -tl.log(e)
+    e = tl.where(w < SERIES_CUTOFF, series, -log_precise(1.0 - w))
+    return log2_approx(e) * NEG_LN2
 
 
 @triton.jit
-def vocab_gumbel(seed, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
-    """Gumbel noise of vocabulary entries [vstart, vstart + BLOCK) of `row` (vstart % 4 == 0).
+def philox_words(key, row, groups, first_group, step, stream, NG: tl.constexpr):
+    """Words of NG consecutive counters n = row * groups + first_group + i (rng.vocab_words)."""
+    i = tl.arange(0, NG)
+    n = tl.to_tensor(row).to(tl.int64) * groups + first_group + i
+    c0 = (n & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (n >> 32).to(tl.uint32)
+    c2 = (tl.zeros_like(n) + step).to(tl.uint32)
+    c3 = (tl.zeros_like(n) + stream).to(tl.uint32)
+    return tl.philox(key, c0, c1, c2, c3)
+
+
+@triton.jit
+def vocab_gumbel(key, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
+    """Gumbel noise of vocabulary entries [vstart, vstart + BLOCK) of counter row `row` (vstart % 4 == 0).
 
     Counter n = row * ceil(V/4) + v // 4 (rng.vocab_words): one tl.philox call yields the four
     lanes of a group, which are interleaved back into vocabulary order.
     """
-    g = tl.arange(0, BLOCK // 4)
-    n = row.to(tl.int64) * groups + vstart // 4 + g
-    c0 = (n & 0xFFFFFFFF).to(tl.uint32)
-    c1 = (n >> 32).to(tl.uint32)
-    c2 = (tl.zeros_like(n) + step).to(tl.uint32)  # add first: step may arrive as a constexpr
-    c3 = (tl.zeros_like(n) + stream).to(tl.uint32)
-    w0, w1, w2, w3 = tl.philox(seed, c0, c1, c2, c3)
+    w0, w1, w2, w3 = philox_words(opaque(key), row, groups, vstart // 4, step, stream, BLOCK // 4)
     words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK])
     return gumbel_from_uniform(uniform_from_word(words))
 
 
 @triton.jit
-def position_uniform(seed, step, stream, row):
-    """rng.position_uniforms for one row: counter n = row, output word 0."""
+def position_uniform(key, step, stream, row):
+    """rng.position_uniforms for one position: counter n = row, output word 0."""
     n = row.to(tl.int64)
     c0 = (n & 0xFFFFFFFF).to(tl.uint32)
     c1 = (n >> 32).to(tl.uint32)
     c2 = (n * 0 + step).to(tl.uint32)
     c3 = (n * 0 + stream).to(tl.uint32)
-    w0, _w1, _w2, _w3 = tl.philox(seed, c0, c1, c2, c3)
+    w0, _w1, _w2, _w3 = tl.philox(opaque(key), c0, c1, c2, c3)
     return uniform_from_word(w0)
 
 

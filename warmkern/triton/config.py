@@ -4,7 +4,7 @@ Autotuning needs a driver (it fails in the interpreter) and makes CUDA-graph cap
 kernels-report depend on timing noise, so every choice here is a pure function of its inputs.
 Env overrides (tests use them to force tile and split paths on tiny shapes):
 WARMKERN_TRITON_BLOCK_V, WARMKERN_TRITON_SPLIT, WARMKERN_TRITON_BLOCK_D, WARMKERN_TRITON_WARPS,
-WARMKERN_TRITON_WINDOW_HINT.
+WARMKERN_TRITON_WINDOW.
 """
 
 from __future__ import annotations
@@ -14,13 +14,23 @@ from dataclasses import dataclass
 
 import torch
 
-GPU_BLOCK_V = 4096  # vocabulary tile on GPU (issue: 4k-16k elements)
+GPU_BLOCK_V = 2048  # vocabulary tile on GPU: one 16-byte bf16 vector per thread with 8 warps
+GPU_STATS_WARPS = 8
+# register caps of the stats kernels (ptxas otherwise takes ~100-160 and gets 1-2 CTAs per SM):
+# greedy loops need ~72 -> 3 CTAs of 8 warps per SM on sm_90, i.e. 24 KB of prefetched logits in
+# flight per SM for 3.35-4.8 TB/s; sm_80 (1.6-2 TB/s, and ptxas needs a few more registers there)
+# keeps 2 CTAs, 16 KB. T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs.
+# kernels-report asserts 0 spills for all of them.
+GREEDY_MAXNREG = {90: 80, 80: 96}
+SAMPLE_MAXNREG = 128
+DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 GPU_BLOCK_D = 1024
-INTERP_SM_COUNT = 4  # pretend SM count off-GPU, so small B*G exercises the split path
-# denoise_step skips positions outside [lo, hi), which the host cannot see without a sync: size its
-# split for a semi-autoregressive block of this many positions (LLaDA's block length).
-WINDOW_HINT = 32
+MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
+INTERP_SLOTS = 8  # pretend resident programs off-GPU, so small shapes exercise the split path
+# denoise_step computes only the window [lo, hi), which the host cannot see without a sync: its grid
+# has this many programs per batch row (LLaDA's block length); a larger window loops.
+WINDOW = 32
 
 
 def _env_int(name: str) -> int | None:
@@ -28,55 +38,70 @@ def _env_int(name: str) -> int | None:
     return int(raw) if raw else None
 
 
+def on_gpu(device) -> bool:
+    """GPU launch configuration for CUDA tensors and for meta tensors (kernels-report plans GPU launches
+    from meta tensors); the interpreter configuration for CPU tensors."""
+    return device.type != "cpu"
+
+
+def capability(device, cc: int | None = None) -> int:
+    """The compute capability a launch on `device` is planned for (`cc` when given: kernels-report)."""
+    if cc is not None:
+        return cc
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return major * 10 + minor
+    return DEFAULT_CC
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def sm_count(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return INTERP_SM_COUNT
-
-
 @dataclass(frozen=True)
 class StatsConfig:
-    """token_stats / denoise_step launch: vocabulary tile, split count, split chunk, warps."""
+    """token_stats / denoise_step launch: vocabulary tile, warps, split count and tiles per split."""
 
     block_v: int
-    nsplit: int
-    chunk: int
     num_warps: int
+    nsplit: int = 1
+    tiles_per_split: int = 1
+    maxnreg: int | None = None
+
+    @property
+    def tiles(self) -> int:
+        return self.nsplit * self.tiles_per_split
+
+    def probe(self) -> StatsConfig:
+        """The configuration occupancy is measured on: nsplit 2, so the split-merge code is compiled in."""
+        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg)
 
 
-def stats_config(rows: int, vocab: int, sms: int, on_gpu: bool) -> StatsConfig:
-    """Tile the vocabulary; split it across programs when `rows` cannot fill ~2 waves of SMs."""
+def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC) -> StatsConfig:
+    """Tile, warps and register cap (what the kernel is compiled for) for a compute-capability-cc GPU;
+    `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
+    warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
     tiles = -(-vocab // block_v)
+    maxnreg = (SAMPLE_MAXNREG if sample else GREEDY_MAXNREG[90 if cc >= 90 else 80]) if on_gpu else None
+    return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg)
+
+
+def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfig:
+    """Split the vocabulary of each of `programs` work items so the grid fills `slots` resident
+    programs (SMs x CTAs per SM at the kernel's real occupancy) in one wave, never overfilling it."""
+    tiles = -(-vocab // cfg.block_v)
     forced = _env_int("WARMKERN_TRITON_SPLIT")
-    if forced is not None:
-        nsplit = forced
-    elif rows < 2 * sms:
-        nsplit = -(-2 * sms // max(rows, 1))
-    else:
-        nsplit = 1
-    nsplit = max(1, min(nsplit, tiles))
-    chunk = -(-tiles // nsplit) * block_v
-    nsplit = -(-vocab // chunk)  # drop empty trailing splits
-    # 16 warps x 4096: 8 elements (one 16-byte bf16 vector) per thread per tile, and registers low
-    # enough for 2-4 resident blocks per SM (kernels-report: 57-102 regs; 8 warps needed 80-166)
-    warps = _env_int("WARMKERN_TRITON_WARPS") or (16 if on_gpu else 4)
-    return StatsConfig(block_v=block_v, nsplit=nsplit, chunk=chunk, num_warps=warps)
+    nsplit = forced if forced is not None else max(1, slots // max(programs, 1))
+    nsplit = max(1, min(nsplit, tiles, MAX_SPLIT))
+    per = -(-tiles // nsplit)
+    return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per, maxnreg=cfg.maxnreg)
 
 
-def window_rows(b: int, g: int) -> int:
-    """Rows a denoise_step is expected to compute: B * min(G, window hint)."""
-    return b * min(g, _env_int("WARMKERN_TRITON_WINDOW_HINT") or WINDOW_HINT)
-
-
-def select_warps(g: int) -> int:
-    """Warps of the per-row selection program (a bitonic sort over next_pow2(G) 64-bit keys)."""
-    return 4 if g <= 512 else 8
+def window(g: int) -> int:
+    """Programs per batch row of a denoise_step grid: min(G, window)."""
+    return max(1, min(g, _env_int("WARMKERN_TRITON_WINDOW") or WINDOW))
 
 
 @dataclass(frozen=True)
@@ -91,3 +116,8 @@ def embed_config(dim: int, on_gpu: bool) -> EmbedConfig:
     block_d = _env_int("WARMKERN_TRITON_BLOCK_D") or default
     block_d = max(16, min(next_pow2(block_d), next_pow2(dim)))
     return EmbedConfig(block_d=block_d, num_warps=4)
+
+
+def select_warps(g: int) -> int:
+    """Warps of the standalone per-row selection program."""
+    return 4 if g <= 512 else 8

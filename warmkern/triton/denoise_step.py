@@ -1,10 +1,11 @@
-"""denoise_step: token_stats + select in ONE launch.
+"""denoise_step: token_stats + select in ONE launch, computing only the window [lo, hi).
 
-Grid (B*G*NSPLIT,). Each program computes its share of one position's stats (rows outside the
-window [lo, hi) skip the vocabulary pass: select ignores them). The program completing a position
-(the only one, or the row's last split by atomic counter) writes (x0, score, p_cur) to a scratch
-buffer and increments its batch row's counter; the program that completes the batch row's last
-position runs that row's selection and in-place update. Counters return to 0, so no memset.
+Grid (B * W * nsplit,), W = config.window(G): program (b, w, split) computes positions
+lo + w, lo + w + W, ... < hi of row b (rows outside the window influence nothing, so they are never
+read). The program completing a position (the only one, or the last of its splits by atomic counter)
+writes (x0, score, p_cur) to workspace scratch and increments its row's counter; the program that
+completes the row's last window position runs that row's selection and in-place update (an empty
+window is selected by program (b, 0, 0)). Counters return to 0, so no memset.
 Memory ordering: a CTA barrier then an acq_rel atomic publishes a program's stores; the selecting
 program reads scratch with .cg loads (L2, coherent), never stale L1 lines.
 """
@@ -15,67 +16,87 @@ import torch
 import triton
 import triton.language as tl
 
-from warmkern import launches
-from warmkern.triton import config, workspace
+from warmkern.triton import config, launch, workspace
 from warmkern.triton.select import rule_args, select_row
-from warmkern.triton.token_stats import row_stats, stats_args
+from warmkern.triton.stats import NFIELDS
+from warmkern.triton.stats_pass import position_stats
+from warmkern.triton.token_stats import Plan, stats_args
 
 
 @triton.jit
-def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, G, V,
-                        mask_id, inv_t, cfg1, sup_ptr, n_sup, dem_ptr, n_dem, seed, step,
-                        part_ptr, cnt_ptr, chunk, x0_ptr, score_ptr, pcur_ptr, bcnt_ptr,
-                        prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax,
-                        HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
-                        MODE: tl.constexpr, NSPLIT: tl.constexpr, BLOCK: tl.constexpr,
-                        RULE: tl.constexpr, REMASK: tl.constexpr, BLOCK_G: tl.constexpr):
+def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, G, V, nsplit, tiles_per_split,
+                        mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
+                        bcnt_ptr, W, ix_ptr, kx_ptr, sc_ptr, pc_ptr, prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr,
+                        k_ptr, threshold, factor, rth, rmax, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
+                        SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
+                        PACKED: tl.constexpr, BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr,
+                        REMASK: tl.constexpr):
     pid = tl.program_id(0)
-    row = pid // NSPLIT
-    split = pid % NSPLIT
-    b = row // G
-    g = row % G
-    in_win = (g >= tl.load(lo_ptr + b)) & (g < tl.load(hi_ptr + b))
-    if in_win:
-        done, x0, sc, p_cur = row_stats(
-            logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, row, split, V, mask_id, inv_t,
-            cfg1, sup_ptr, n_sup, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr, chunk,
-            HAS_CFG, SAMPLE, SCALE_T, MODE, NSPLIT, BLOCK)
+    split = pid % nsplit
+    b = pid // nsplit // W
+    w = pid // nsplit % W
+    lo = tl.load(lo_ptr + b).to(tl.int32)
+    hi = tl.load(hi_ptr + b).to(tl.int32)
+    row_last = (hi <= lo) & (w == 0) & (split == 0)  # an empty window: nobody else will select
+    base = b * G  # int32 (B*G < 2^31): one register live across the loops, not two
+    for g in range(lo + w, hi, W):
+        done, x0, sc, p_cur = position_stats(
+            logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, G, V, split, nsplit, tiles_per_split,
+            mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
+            HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, BLOCK, MAX_SPLIT)
         if done:
-            tl.store(x0_ptr + row, x0)
-            tl.store(score_ptr + row, sc)
-            tl.store(pcur_ptr + row, p_cur)
-    else:
-        done = split == 0  # nothing to compute: one program per position reports it
-    if done:
-        tl.debug_barrier()
-        if tl.atomic_add(bcnt_ptr + b, 1) == G - 1:
-            tl.atomic_xchg(bcnt_ptr + b, 0)
-            select_row(b, G, score_ptr, G, x0_ptr, G, pcur_ptr, G, x_ptr, sx_b, prov_ptr, sv_b,
-                       nt_ptr, nr_ptr, mask_id, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax,
-                       RULE, REMASK, BLOCK_G)
+            tl.store(ix_ptr + base + g, x0)
+            tl.store(sc_ptr + base + g, sc)
+            tl.store(pc_ptr + base + g, p_cur)
+            tl.debug_barrier()
+            if tl.atomic_add(bcnt_ptr + b, 1) == hi - lo - 1:
+                tl.atomic_xchg(bcnt_ptr + b, 0)
+                row_last = True
+    if row_last:
+        select_row(b, lo, hi, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b, kx_ptr, nt_ptr, nr_ptr,
+                   mask_id, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
+
+
+def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None, remask_threshold=None,
+         remask_max=None, temperature=0.0, score="prob", score_temperature="none", suppress_ids=(), demote_ids=(),
+         uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots, cc=None) -> Plan:
+    """The denoise_step launch for these inputs (split sized from the kernel's real occupancy; `cc`: the
+    target a meta-tensor plan is made for, else the device's)."""
+    b, g, v = logits.shape
+    dev = logits.device
+    cfg, head, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
+                                       suppress_ids, demote_ids, cfg_scale, seed, step, cc)
+    rtail, rmeta = rule_args(g, k, threshold, factor, remask_threshold, remask_max, lo)
+    meta = {**meta, **rmeta}
+    win = config.window(g)
+    nt = torch.empty((b,), dtype=torch.int64, device=dev)  # every row's selecting program writes its counts
+    nr = torch.empty((b,), dtype=torch.int64, device=dev)
+
+    def args_for(c: config.StatsConfig) -> list:
+        # counters: B*G per position, then B per row; floats: scores, p_cur, then partial states
+        # ints: x0, then the selection's order keys (2 per position)
+        ws = workspace.get(dev, b * g + b, 3 * b * g, 2 * b * g + (b * g * c.nsplit * NFIELDS if c.nsplit > 1 else 0))
+        fl = ws.floats
+        return [*head, g, v, c.nsplit, c.tiles_per_split, *tail, fl[2 * b * g:], ws.counters, ws.counters[b * g:],
+                win, ws.ints, ws.ints[b * g:], fl, fl[b * g:], provisional, provisional.stride(0), nt, nr, lo, hi,
+                *rtail]
+
+    cfg = config.split(cfg, v, b * win, slots_fn(denoise_step_kernel, args_for(cfg.probe()), meta, dev))
+    return Plan(denoise_step_kernel, (b * win * cfg.nsplit,), args_for(cfg), meta, cfg, (nt, nr))
 
 
 def denoise_step(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None,
                  remask_threshold=None, remask_max=None, temperature=0.0, score="prob", score_temperature="none",
                  suppress_ids=(), demote_ids=(), uncond_logits=None, cfg_scale=0.0, seed=0, step=0):
-    """Triton denoise_step (reference signature): one kernel launch, x/provisional updated in place."""
-    b, g, v = logits.shape
-    dev = logits.device
+    """Triton denoise_step (reference signature; seed/step may also be device int64 tensors): one launch,
+    x / provisional updated in place."""
+    b, g, _ = logits.shape
     if b * g == 0:
-        return torch.zeros((b,), dtype=torch.int64, device=dev), torch.zeros((b,), dtype=torch.int64, device=dev)
-    # every batch row's selecting program writes its counts: empty (a memset would be a launch)
-    nt = torch.empty((b,), dtype=torch.int64, device=dev)
-    nr = torch.empty((b,), dtype=torch.int64, device=dev)
-    cfg, args, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
-                                       suppress_ids, demote_ids, cfg_scale, seed, step,
-                                       rows=config.window_rows(b, g))
-    x0 = torch.empty((b, g), dtype=torch.int64, device=dev)
-    sc = torch.empty((b, g), dtype=torch.float32, device=dev)
-    pc = torch.empty((b, g), dtype=torch.float32, device=dev)
-    bcnt = workspace.counters(dev, b * g + b)[b * g:]  # after the per-position counters
-    rtail, rmeta = rule_args(g, k, threshold, factor, remask_threshold, remask_max, lo)
-    grid = (b * g * cfg.nsplit,)
-    denoise_step_kernel[grid](*args, g, v, *tail, x0, sc, pc, bcnt, provisional, provisional.stride(0), nt, nr,
-                              lo, hi, *rtail, **meta, **rmeta, num_warps=cfg.num_warps, enable_fp_fusion=False)
-    launches.count("denoise_step")
-    return nt, nr
+        return (torch.zeros((b,), dtype=torch.int64, device=logits.device),
+                torch.zeros((b,), dtype=torch.int64, device=logits.device))
+    p = plan(logits, x, provisional, mask_id=mask_id, lo=lo, hi=hi, k=k, threshold=threshold, factor=factor,
+             remask_threshold=remask_threshold, remask_max=remask_max, temperature=temperature, score=score,
+             score_temperature=score_temperature, suppress_ids=suppress_ids, demote_ids=demote_ids,
+             uncond_logits=uncond_logits, cfg_scale=cfg_scale, seed=seed, step=step)
+    launch.run(p.kernel, p.grid, p.args, p.meta, device=logits.device, op="denoise_step")
+    return p.outputs

@@ -1,183 +1,239 @@
-"""`warmkern kernels-report`: compile every Triton kernel for sm_80 and sm_90 and report its resources.
+"""`warmkern kernels-report`: compile every Triton kernel exactly as a launch builds it, for sm_80 and
+sm_90, and report its resources, spills and a roofline prediction (no GPU needed).
 
-No GPU is needed: `triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))` runs the whole
-pipeline down to a cubin with the wheel's ptxas, and the wheel's `cuobjdump --dump-resource-usage`
-reads registers, shared memory and LOCAL (spill) bytes from it. Kernels are compiled with the
-launch configurations `config` picks at LLaDA shapes (V=126464, G=256, D=4096, bf16, B=1) and
-specialised like a real launch (16-byte divisibility of pointers and of ints divisible by 16).
+Each row is one (kernel, variant, arch, B) at LLaDA shapes (V = 126464, G = 256, a 32-position window,
+bf16 logits). The launcher's own `plan` runs on meta tensors, with the occupancy the compiled kernel
+gets on the target (so the split is what a real launch picks), and `aot.compile_launch` compiles the
+specialisation Triton's binder derives from those arguments. Resources come from the cubin
+(`cuobjdump --dump-resource-usage`: REG, SHARED, LOCAL, STACK) and from ptxas' own spill line;
+instruction counts from its SASS (`sass`); times from the model in `roofline` (constants in `hw`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-LLADA = {"V": 126464, "G": 256, "D": 4096, "B": 1}
-TARGETS = {80: ("A100", 108, 164 * 1024), 90: ("H100", 132, 228 * 1024)}  # cc -> (gpu, SMs, smem/SM)
-REGS_PER_SM = 65536
-MAX_WARPS_PER_SM = 64
-MAX_BLOCKS_PER_SM = 32
-SMEM_RESERVED_PER_BLOCK = 1024
+LLADA = {"V": 126464, "G": 256, "D": 4096, "lo": 64, "hi": 96, "mask_id": 126336, "suppress": (126081, 126348)}
+BATCHES = (1, 16, 64)
+CCS = (80, 90)
+TEMPERATURE = 0.7
 
 
-@dataclass
-class Row:
-    kernel: str
-    variant: str
-    cc: int
-    num_warps: int
-    grid: int
-    regs: int
-    shared: int
-    local: int
-    stack: int
-    occupancy: float
-    error: str = ""
+@dataclass(frozen=True)
+class Variant:
+    score: str
+    sampled: bool  # T > 0 (Gumbel noise in the loop)
+    cfg: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.score} {'T>0' if self.sampled else 'T=0'}{' CFG' if self.cfg else ''}"
+
+    @property
+    def rule(self) -> dict:
+        """denoise_step's selection: top-k at T = 0, factor + remasking (the longest tail) at T > 0."""
+        return {"factor": 1.0, "remask_threshold": 0.3} if self.sampled else {}
 
 
-def _ptr(dtype: str) -> tuple[str, str]:
-    return ("ptr", dtype)
+VARIANTS = [Variant(s, False, False) for s in ("prob", "margin", "entropy", "random")] + [
+    Variant(s, True, True) for s in ("prob", "margin", "entropy", "random")] + [Variant("prob", True, False)]
 
 
-def _signature(fn, values: dict) -> tuple[dict, dict, dict]:
-    """(signature, constexprs, attrs) as a real launch would specialise `values` (name -> value)."""
-    sig, consts, attrs = {}, {}, {}
-    for i, name in enumerate(fn.arg_names):
-        val = values[name]
-        if name.isupper():
-            sig[name] = "constexpr"
-            consts[name] = val
-        elif isinstance(val, tuple):
-            sig[name] = "*" + val[1]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif isinstance(val, float):
-            sig[name] = "fp32"
-        else:
-            sig[name] = "i32" if -(2**31) <= val < 2**31 else "i64"
-            if val % 16 == 0:
-                attrs[(i,)] = [["tt.divisibility", 16]]
-    return sig, consts, attrs
+def _mod(name: str):
+    return importlib.import_module(f"warmkern.triton.{name}")  # the package re-exports functions under these names
 
 
-def kernel_specs(cc: int) -> list[tuple[str, str, object, dict, int, int]]:
-    """(kernel, variant, jit fn, arg values, num_warps, grid size) at LLaDA shapes for target cc."""
+def _cache_dir() -> Path:
+    import triton
+
+    return Path(triton.knobs.cache.dir) / "warmkern-ptxas"
+
+
+_ANALYSED: dict[tuple, dict] = {}
+
+
+def analyse(kernel, args: list, meta: dict, cc: int) -> dict:
+    """Resources, ptxas spill line and SASS of the launch `kernel[grid](*args, **meta)` on target cc."""
+    from warmkern.triton import aot, sass
+
+    src, options = aot.specialise(kernel, args, meta, cc)
+    key = (cc, src.hash(), tuple(sorted((k, str(v)) for k, v in options.items())))
+    if key in _ANALYSED:
+        return _ANALYSED[key]
+    compiled = aot.compile_launch(kernel, args, meta, cc)
+    use = sass.resource_usage(compiled.asm["cubin"])
+    spills = sass.ptxas_spills(compiled.asm["ptx"], cc, _cache_dir())
+    instrs = sass.parse(sass.disassemble(compiled.asm["cubin"]))
+    _ANALYSED[key] = {"regs": use["reg"], "shared": use["shared"], "local_bytes": use["local"],
+                      "stack_bytes": use.get("stack", 0), "spill_bytes": spills["spill_stores"] + spills["spill_loads"],
+                      "instrs": instrs}
+    return _ANALYSED[key]
+
+
+def slots_on(cc: int):
+    """A `plan` slots_fn: resident programs of the probe launch as compiled for target cc."""
+    from warmkern.triton import hw
+
+    def slots(kernel, args, meta, device) -> int:
+        a = analyse(kernel, args, meta, cc)
+        return hw.BY_CC[cc].sms * max(1, hw.blocks_per_sm(hw.BY_CC[cc], a["regs"], a["shared"], meta["num_warps"]))
+
+    return slots
+
+
+def stats_plan(kind: str, v: Variant, b: int, cc: int):
+    """The token_stats / denoise_step launch plan at LLaDA shapes (meta tensors) for target cc."""
+    import torch
+
+    g, vocab = LLADA["G"], LLADA["V"]
+    logits = torch.empty(b, g, vocab, dtype=torch.bfloat16, device="meta")
+    x = torch.empty(b, g, dtype=torch.int64, device="meta")
+    kw = dict(mask_id=LLADA["mask_id"], temperature=TEMPERATURE if v.sampled else 0.0, score=v.score,
+              suppress_ids=LLADA["suppress"], uncond_logits=logits if v.cfg else None, cfg_scale=1.5 if v.cfg else 0.0,
+              seed=12345, step=7, slots_fn=slots_on(cc), cc=cc)
+    if kind == "token_stats":
+        return _mod("token_stats").plan(logits, x, **kw)
+    rows = torch.empty(b, dtype=torch.int64, device="meta")
+    rule = v.rule or {"k": rows}
+    return _mod("denoise_step").plan(logits, x, torch.empty(b, g, dtype=torch.bool, device="meta"), lo=rows, hi=rows,
+                                     **rule, **kw)
+
+
+def _probe_counts(kind: str, p, cc: int) -> tuple[int, int, int]:
+    """(epilogue instructions per program, serial tail instructions, tail barriers) along the probes'
+    fall-through paths (see `probes`)."""
+    import torch
+
+    from warmkern.triton import probes, sass
+
+    f32 = torch.empty(4096, dtype=torch.float32, device="meta")
+    i64 = torch.empty(4096, dtype=torch.int64, device="meta")
+    base = {k: p.meta[k] for k in ("num_warps", "enable_fp_fusion")}
+    flags = {k: p.meta[k] for k in ("MODE", "SAMPLE")}
+    fin = [f32, f32, i64, LLADA["mask_id"], i64, 0, 12345, 7]
+    post = analyse(probes.post_loop_probe, fin, {**base, **flags, "BLOCK": p.meta["BLOCK"]}, cc)["instrs"]
+    tail = []
+    if p.cfg.nsplit > 1:
+        mmeta = {**base, **flags, "MAX_SPLIT": p.meta["MAX_SPLIT"]}
+        tail.append(analyse(probes.merge_probe, [*fin, p.cfg.nsplit], mmeta, cc)["instrs"])
+    if kind == "denoise_step":
+        bools = torch.empty(4096, dtype=torch.bool, device="meta")
+        tail.append(analyse(probes.select_probe, [f32, i64, i64, bools, i64, i64, i64, i64, LLADA["G"],
+                                                  LLADA["mask_id"], 0.9, 1.0, 0.3, 4],
+                            {**base, "RULE": p.meta["RULE"], "REMASK": p.meta["REMASK"]}, cc)["instrs"])
+    paths = [sass.straight_path(x) for x in tail]
+    return len(sass.straight_path(post)), sum(len(x) for x in paths), sum(i.base == "BAR" for x in paths for i in x)
+
+
+def vocab_row(kind: str, v: Variant, cc: int, b: int) -> dict:
+    """One report row of a vocabulary kernel: resources, loop counts and the roofline prediction."""
+    from warmkern.triton import config, hw, roofline, sass
+    from warmkern.triton.stats_pass import tiles_per_iteration
+
+    p = stats_plan(kind, v, b, cc)
+    a = analyse(p.kernel, p.args, p.meta, cc)
+    loop = sass.vocab_loop(a["instrs"])
+    warps, block = p.meta["num_warps"], p.meta["BLOCK"]
+    per_tile = len(loop.path) / tiles_per_iteration(v.sampled)
+    wipe = per_tile * warps / block
+    post, tail, bars = _probe_counts(kind, p, cc)
+    positions = b * (LLADA["G"] if kind == "token_stats" else min(LLADA["hi"] - LLADA["lo"], config.window(LLADA["G"])))
+    elements = positions * LLADA["V"]
+    tensors = 2 if v.cfg else 1
+    work = roofline.Work(elements=elements, bytes=elements * 2 * tensors, programs=p.grid[0],
+                         working=positions * p.cfg.nsplit, inflight_bytes=2 * block * 2 * tensors)
+    trips = (2 if p.cfg.nsplit > 1 else 0) + (2 if kind == "denoise_step" else 0)
+    code = roofline.Code(a["regs"], a["shared"], warps, wipe, post, tail, bars, trips)
+    pred = roofline.predict(hw.BY_CC[cc], work, code)
+    row = {"kernel": kind, "variant": v.name, "arch": f"sm_{cc}", "B": b, "T": TEMPERATURE if v.sampled else 0.0,
+           "score": v.score, "cfg": v.cfg, "num_warps": warps, "block_v": block, "grid": p.grid[0],
+           "nsplit": p.cfg.nsplit, **{k: a[k] for k in ("regs", "shared", "local_bytes", "stack_bytes", "spill_bytes")},
+           "loop_instr_per_tile": per_tile, "loop_bar": loop.count("BAR"), "loop_shfl": loop.count("SHFL"),
+           "warp_instr_per_elem": round(wipe, 4), "post_instr": post, "tail_instr": tail, "gpu": hw.BY_CC[cc].name,
+           **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in pred.items()}}
+    if cc == 90:
+        h200 = roofline.predict(hw.H200, work, code)
+        row.update(hbm_floor_us_h200=round(h200["hbm_floor_us"], 3), predicted_us_h200=round(h200["predicted_us"], 3),
+                   predicted_over_floor_h200=round(h200["predicted_over_floor"], 3))
+    return row
+
+
+def _small_row(kind: str, variant: str, cc: int, b: int, kernel, args: list, meta: dict, grid: int) -> dict:
+    """A row for a kernel without a vocabulary loop (warm_embed, the standalone select)."""
+    from warmkern.triton import hw, sass
+
+    a = analyse(kernel, args, meta, cc)
+    return {"kernel": kind, "variant": variant, "arch": f"sm_{cc}", "B": b, "T": 0.0, "score": "-", "cfg": False,
+            "num_warps": meta["num_warps"], "grid": grid, "nsplit": 1,
+            **{k: a[k] for k in ("regs", "shared", "local_bytes", "stack_bytes", "spill_bytes")},
+            "warp_instr_per_elem": None, "hbm_floor_us": None, "issue_bound_us": None, "predicted_us": None,
+            "predicted_over_floor": None, "idle_cta_frac": 0.0, "tail_instr": len(sass.straight_path(a["instrs"])),
+            "blocks_per_sm": hw.blocks_per_sm(hw.BY_CC[cc], a["regs"], a["shared"], meta["num_warps"])}
+
+
+def other_rows(cc: int, b: int) -> list[dict]:
+    """warm_embed (bf16, D = 4096) and the standalone select (top-k; factor + remask) at batch b."""
+    import torch
+
     from warmkern.triton import config
-    from warmkern.triton.denoise_step import denoise_step_kernel
-    from warmkern.triton.select import select_kernel
-    from warmkern.triton.token_stats import MODES, token_stats_kernel
-    from warmkern.triton.warm_embed import warm_embed_kernel
 
-    v, g, d, b = LLADA["V"], LLADA["G"], LLADA["D"], LLADA["B"]
-    sms = TARGETS[cc][1]
-    cfg = config.stats_config(b * g, v, sms, on_gpu=True)
+    g, d, vocab = LLADA["G"], LLADA["D"], LLADA["V"]
     ecfg = config.embed_config(d, on_gpu=True)
-    specs = []
-    emb = dict(w_ptr=_ptr("bf16"), sw=d, x_ptr=_ptr("i64"), sx_b=g, draft_ptr=_ptr("i64"), sd_b=g,
-               keep_ptr=_ptr("i1"), sk_b=g, alpha_ptr=_ptr("fp32"), out_ptr=_ptr("i16"), G=g, D=d, mask_id=126336,
-               scale=1.0, BF16_BITS=True, BLOCK_D=ecfg.block_d)
-    specs.append(("warm_embed", "bf16", warm_embed_kernel, emb, ecfg.num_warps, b * g * -(-d // ecfg.block_d)))
-    stats = dict(logits_ptr=_ptr("bf16"), sl_b=g * v, sl_g=v, uncond_ptr=_ptr("bf16"), su_b=g * v, su_g=v,
-                 x_ptr=_ptr("i64"), sx_b=g, G=g, V=v, mask_id=126336, inv_t=1.0, cfg1=1.0, sup_ptr=_ptr("i64"),
-                 n_sup=3, dem_ptr=_ptr("i64"), n_dem=3, seed=12345, step=7, part_ptr=_ptr("fp32"),
-                 cnt_ptr=_ptr("i32"), chunk=cfg.chunk, x0_ptr=_ptr("i64"), score_ptr=_ptr("fp32"),
-                 pcur_ptr=_ptr("fp32"), NSPLIT=cfg.nsplit, BLOCK=cfg.block_v)
-    variants = {
-        "greedy prob": dict(HAS_CFG=False, SAMPLE=False, SCALE_T=False, MODE=MODES["prob"]),
-        "T>0 margin+CFG": dict(HAS_CFG=True, SAMPLE=True, SCALE_T=True, MODE=MODES["margin"]),
-        "T>0 entropy+CFG": dict(HAS_CFG=True, SAMPLE=True, SCALE_T=True, MODE=MODES["entropy"]),
-    }
-    grid = b * g * cfg.nsplit
-    dcfg = config.stats_config(config.window_rows(b, g), v, sms, on_gpu=True)  # denoise_step: window-sized split
-    for name, flags in variants.items():
-        specs.append(("token_stats", f"{name}, split {cfg.nsplit}", token_stats_kernel, {**stats, **flags},
-                      cfg.num_warps, grid))
-    sel = dict(G=g, score_ptr=_ptr("fp32"), ss_b=g, x0_ptr=_ptr("i64"), s0_b=g, pcur_ptr=_ptr("fp32"), sp_b=g,
-               x_ptr=_ptr("i64"), sx_b=g, prov_ptr=_ptr("i1"), sv_b=g, nt_ptr=_ptr("i64"), nr_ptr=_ptr("i64"),
-               mask_id=126336, lo_ptr=_ptr("i64"), hi_ptr=_ptr("i64"), k_ptr=_ptr("i64"), threshold=0.9,
-               factor=1.0, rth=0.5, rmax=g, BLOCK_G=config.next_pow2(g))
-    sel_variants = {"top-k": dict(RULE=0, REMASK=False), "factor + remask": dict(RULE=2, REMASK=True)}
-    specs.append(("select", "factor + remask", select_kernel, {**sel, **sel_variants["factor + remask"]},
-                  config.select_warps(g), b))
-    fused = {**stats, **{k: val for k, val in sel.items() if k not in stats}, "bcnt_ptr": _ptr("i32"),
-             "chunk": dcfg.chunk, "NSPLIT": dcfg.nsplit}
-    for name, flags in (("greedy prob, top-k", {**variants["greedy prob"], **sel_variants["top-k"]}),
-                        ("T>0 margin+CFG, factor+remask",
-                         {**variants["T>0 margin+CFG"], **sel_variants["factor + remask"]})):
-        specs.append(("denoise_step", f"{name}, split {dcfg.nsplit}", denoise_step_kernel, {**fused, **flags},
-                      dcfg.num_warps, b * g * dcfg.nsplit))
-    return specs
-
-
-def _cuobjdump() -> str:
-    import triton
-
-    return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump")
-
-
-def resource_usage(cubin: bytes) -> dict[str, int]:
-    """REG / SHARED / LOCAL / STACK of the (single) function in a cubin, via cuobjdump."""
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        out = subprocess.run([_cuobjdump(), "--dump-resource-usage", f.name], capture_output=True, text=True,
-                             check=True).stdout
-    fields = dict(re.findall(r"\b(REG|SHARED|LOCAL|STACK):(\d+)", out))
-    return {k.lower(): int(v) for k, v in fields.items()}
-
-
-def occupancy(regs: int, shared: int, num_warps: int, cc: int) -> float:
-    """Theoretical occupancy (resident warps / 64) from registers, shared memory and block size."""
-    regs_per_warp = -(-max(regs, 1) * 32 // 256) * 256  # allocation granularity: 256 registers per warp
-    by_regs = (REGS_PER_SM // regs_per_warp) // num_warps
-    smem = TARGETS[cc][2]
-    by_smem = smem // (shared + SMEM_RESERVED_PER_BLOCK)
-    by_warps = MAX_WARPS_PER_SM // num_warps
-    blocks = min(by_regs, by_smem, by_warps, MAX_BLOCKS_PER_SM)
-    return blocks * num_warps / MAX_WARPS_PER_SM
-
-
-def compile_all(ccs: tuple[int, ...] = (80, 90)) -> list[Row]:
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    rows = []
-    for cc in ccs:
-        for kernel, variant, fn, values, warps, grid in kernel_specs(cc):
-            sig, consts, attrs = _signature(fn, values)
-            try:
-                src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
-                compiled = triton.compile(src, target=GPUTarget("cuda", cc, 32),
-                                          options={"num_warps": warps, "enable_fp_fusion": False})
-                use = resource_usage(compiled.asm["cubin"])
-                occ = occupancy(use["reg"], use["shared"], warps, cc)
-                rows.append(Row(kernel, variant, cc, warps, grid, use["reg"], use["shared"], use["local"],
-                                use.get("stack", 0), occ))
-            except Exception as err:  # report every kernel, even a failing one (innermost cause)
-                while err.__cause__ is not None:
-                    err = err.__cause__
-                rows.append(Row(kernel, variant, cc, warps, grid, -1, -1, -1, -1, 0.0, f"{type(err).__name__}: {err}"))
+    i64 = torch.empty(b, g, dtype=torch.int64, device="meta")
+    alpha = torch.empty(b, dtype=torch.float32, device="meta")
+    emb_args = [torch.empty(vocab, d, dtype=torch.bfloat16, device="meta"), d, i64, g, i64, g,
+                torch.empty(b, g, dtype=torch.bool, device="meta"), g, alpha,
+                torch.empty(b, g, d, dtype=torch.int16, device="meta"), g, d, LLADA["mask_id"], 1.0]
+    emb_meta = dict(BF16_BITS=True, BLOCK_D=ecfg.block_d, num_warps=ecfg.num_warps, enable_fp_fusion=False)
+    rows = [_small_row("warm_embed", "bf16", cc, b, _mod("warm_embed").warm_embed_kernel, emb_args, emb_meta,
+                       b * g * -(-d // ecfg.block_d))]
+    sel = _mod("select")
+    f32 = torch.empty(b, g, dtype=torch.float32, device="meta")
+    rows_t = torch.empty(b, dtype=torch.int64, device="meta")
+    for name, kw in (("top-k", dict(k=rows_t)), ("factor + remask", dict(factor=1.0, remask_threshold=0.3))):
+        tail, meta = sel.rule_args(g, kw.get("k"), None, kw.get("factor"), kw.get("remask_threshold"), None, rows_t)
+        args = [g, f32, g, i64, g, f32, g, i64, g, torch.empty(b, g, dtype=torch.bool, device="meta"), g,
+                torch.empty(2 * b * g, dtype=torch.int64, device="meta"), rows_t, rows_t, LLADA["mask_id"], rows_t,
+                rows_t, *tail]
+        rows.append(_small_row("select", name, cc, b, sel.select_kernel, args,
+                               {**meta, "num_warps": config.select_warps(g)}, b))
     return rows
 
 
-def table(rows: list[Row]) -> str:
-    head = "| kernel | variant | target | warps | grid | REG | SHARED (B) | LOCAL (B) | occupancy |"
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        gpu = TARGETS[r.cc][0]
-        if r.error:
-            lines.append(f"| {r.kernel} | {r.variant} | sm_{r.cc} ({gpu}) | {r.num_warps} | {r.grid} | "
-                         f"FAILED: {r.error[:80]} | | | |")
-            continue
-        lines.append(f"| {r.kernel} | {r.variant} | sm_{r.cc} ({gpu}) | {r.num_warps} | {r.grid} | {r.regs} | "
-                     f"{r.shared} | {r.local} | {r.occupancy:.0%} |")
+def all_rows(ccs=CCS, batches=BATCHES, kinds=("token_stats", "denoise_step"), variants=None) -> list[dict]:
+    rows = []
+    for cc in ccs:
+        for b in batches:
+            for kind in kinds:
+                rows += [vocab_row(kind, v, cc, b) for v in (variants or VARIANTS)]
+            rows += other_rows(cc, b)
+    return rows
+
+
+COLUMNS = [("kernel", "kernel"), ("variant", "variant"), ("arch", "arch"), ("B", "B"), ("grid", "grid"),
+           ("nsplit", "split"), ("regs", "REG"), ("blocks_per_sm", "CTA/SM"), ("stack_bytes", "STACK"),
+           ("spill_bytes", "spill"), ("warp_instr_per_elem", "w-instr/elem"), ("hbm_floor_us", "HBM us"),
+           ("issue_bound_us", "issue us"), ("mem_bound_us", "mem us"), ("tail_instr", "tail instr"),
+           ("predicted_us", "pred us"), ("predicted_over_floor", "pred/HBM"), ("idle_cta_frac", "idle CTAs")]
+
+
+def table(rows: list[dict], columns=COLUMNS) -> str:
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.0%}" if v <= 1 and v >= 0 and v != int(v) and False else f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -188,22 +244,30 @@ def _interpreting() -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     p = argparse.ArgumentParser(prog=f"warmkern {argv[0] if argv else 'kernels-report'}",
-                                description="compile the Triton kernels for sm_80/sm_90 and report resources")
+                                description="compile the Triton kernels for sm_80/sm_90: resources, spills, roofline")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a markdown table")
-    p.add_argument("--cc", type=int, action="append", choices=sorted(TARGETS), help="target(s); default both")
+    p.add_argument("--cc", type=int, action="append", choices=CCS, help="target(s); default both")
+    p.add_argument("--batch", type=int, action="append", help=f"batch size(s); default {BATCHES}")
+    p.add_argument("--kernel", action="append", choices=("token_stats", "denoise_step"),
+                   help="vocabulary kernel(s); default both")
+    p.add_argument("--variant", action="append", choices=[v.name for v in VARIANTS],
+                   help="vocabulary kernel variant(s); default all")
     args = p.parse_args(argv[1:])
     if _interpreting():
         # @triton.jit returned interpreter functions at import: compile in a fresh process instead
         env = {k: val for k, val in os.environ.items() if k != "TRITON_INTERPRET"}
         cmd = [sys.executable, "-m", "warmkern.triton.report", *argv[1:]]
         return subprocess.run(cmd, env=env, check=False).returncode
-    rows = compile_all(tuple(args.cc or sorted(TARGETS)))
+    variants = [v for v in VARIANTS if not args.variant or v.name in args.variant]
+    rows = all_rows(tuple(args.cc or CCS), tuple(args.batch or BATCHES),
+                    tuple(args.kernel or ("token_stats", "denoise_step")), variants)
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=1))
+        print(json.dumps(rows, indent=1))
     else:
-        print(f"LLaDA shapes: {LLADA}, bf16 logits/weights\n")
+        print(f"LLaDA shapes: V={LLADA['V']} G={LLADA['G']} window [{LLADA['lo']}, {LLADA['hi']}), bf16 logits. "
+              "Times are PREDICTED by warmkern.triton.roofline (constants: warmkern.triton.hw), not measured.\n")
         print(table(rows))
-    return 1 if any(r.error for r in rows) else 0
+    return 1 if any(r["spill_bytes"] or r["local_bytes"] for r in rows) else 0
 
 
 if __name__ == "__main__":

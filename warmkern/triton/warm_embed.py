@@ -12,8 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from warmkern import launches
-from warmkern.triton import config
+from warmkern.triton import config, launch
 
 
 @triton.jit
@@ -58,13 +57,13 @@ def warm_embed(weight, x, draft, keep, *, mask_id, alpha, scale=1.0, out=None):
         out = torch.empty((b, g, d), dtype=weight.dtype, device=weight.device)
     if b * g == 0 or d == 0:
         return out
-    cfg = config.embed_config(d, weight.device.type == "cuda")
+    cfg = config.embed_config(d, config.on_gpu(weight.device))
     bf16 = weight.dtype == torch.bfloat16
     dst = out.view(torch.int16) if bf16 else out
     alpha = torch.as_tensor(alpha, dtype=torch.float32, device=weight.device).reshape(-1).expand(b).contiguous()
     grid = (b * g, triton.cdiv(d, cfg.block_d))
-    warm_embed_kernel[grid](weight, weight.stride(0), x, x.stride(0), draft, draft.stride(0), keep, keep.stride(0),
-                            alpha, dst, g, d, mask_id, float(scale), BF16_BITS=bf16, BLOCK_D=cfg.block_d,
-                            num_warps=cfg.num_warps, enable_fp_fusion=False)
-    launches.count("warm_embed")
+    args = [weight, weight.stride(0), x, x.stride(0), draft, draft.stride(0), keep, keep.stride(0), alpha, dst, g, d,
+            mask_id, float(scale)]
+    launch.run(warm_embed_kernel, grid, args, dict(BF16_BITS=bf16, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
+                                                   enable_fp_fusion=False), device=weight.device, op="warm_embed")
     return out
