@@ -4,7 +4,7 @@ Autotuning needs a driver (it fails in the interpreter) and makes CUDA-graph cap
 kernels-report depend on timing noise, so every choice here is a pure function of its inputs.
 Env overrides (tests use them to force tile and split paths on tiny shapes):
 WARMKERN_TRITON_BLOCK_V, WARMKERN_TRITON_SPLIT, WARMKERN_TRITON_BLOCK_D, WARMKERN_TRITON_WARPS,
-WARMKERN_TRITON_WINDOW.
+WARMKERN_TRITON_WINDOW, WARMKERN_TRITON_BLOCK_T (the truncation passes' tile).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ GREEDY_MAXNREG = {90: 80, 80: 96}
 SAMPLE_MAXNREG = 128
 DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
+INTERP_BLOCK_T = 2048  # truncation passes: [BLOCK_T, NT] per-lane accumulators (one element per thread on a GPU)
 GPU_BLOCK_D = 1024
 MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
 INTERP_SLOTS = 8  # pretend resident programs off-GPU, so small shapes exercise the split path
@@ -67,6 +68,7 @@ class StatsConfig:
     nsplit: int = 1
     tiles_per_split: int = 1
     maxnreg: int | None = None
+    block_t: int = 128  # tile of the truncation passes and of the rare +inf count
 
     @property
     def tiles(self) -> int:
@@ -74,18 +76,23 @@ class StatsConfig:
 
     def probe(self) -> StatsConfig:
         """The configuration occupancy is measured on: nsplit 2, so the split-merge code is compiled in."""
-        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg)
+        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg, self.block_t)
 
 
-def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC) -> StatsConfig:
+def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, truncate: bool = False) -> StatsConfig:
     """Tile, warps and register cap (what the kernel is compiled for) for a compute-capability-cc GPU;
     `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
     warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
+    block_t = _env_int("WARMKERN_TRITON_BLOCK_T") or (32 * warps if on_gpu else INTERP_BLOCK_T)
+    block_t = max(16, min(next_pow2(block_t), next_pow2(vocab)))
     tiles = -(-vocab // block_v)
-    maxnreg = (SAMPLE_MAXNREG if sample else GREEDY_MAXNREG[90 if cc >= 90 else 80]) if on_gpu else None
-    return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg)
+    maxnreg = None
+    if on_gpu:
+        maxnreg = SAMPLE_MAXNREG if sample or truncate else GREEDY_MAXNREG[90 if cc >= 90 else 80]
+    return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg,
+                       block_t=block_t)
 
 
 def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfig:
@@ -96,7 +103,8 @@ def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfi
     nsplit = forced if forced is not None else max(1, slots // max(programs, 1))
     nsplit = max(1, min(nsplit, tiles, MAX_SPLIT))
     per = -(-tiles // nsplit)
-    return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per, maxnreg=cfg.maxnreg)
+    return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per, maxnreg=cfg.maxnreg,
+                       block_t=cfg.block_t)
 
 
 def window(g: int) -> int:
