@@ -4,7 +4,7 @@
 z = CFG u + (s+1)(c - u) (no FMA contraction); NaN, out of range and the excluded special ids -> -inf;
 + prior_bias on the prior id; zs = z * fp32(1/T); with a truncation cutoff c, entries with zs < c -> -inf.
 
-Special ids arrive as sorted int32 codes id * 4 + flags (`launch.special_codes`); a pass walks them
+Special ids arrive as sorted int32 codes id * 8 + flags (`launch.special_codes`); a pass walks them
 with a cursor, so only the few tiles that hold one take the (uniform) branch that edits it. The prior
 id is one per position: the tile that holds it adds the bias (a scalar test per tile, not a compare
 per entry).
@@ -17,7 +17,7 @@ import triton.language as tl
 
 from warmkern.triton.common import to_f32
 
-FAR = tl.constexpr(2147483644)  # a code past every real one (id 2^29 - 1)
+FAR = tl.constexpr(2147483640)  # a code past every real one (id 2^28 - 1)
 
 
 @triton.jit
@@ -39,7 +39,7 @@ def skip_codes(sp_ptr, n_sp, v0):
     """Cursor (index, code) at the first special id >= v0."""
     sp_i = 0
     sp_next = next_code(sp_ptr, 0, n_sp)
-    while (sp_next >> 2) < v0:
+    while (sp_next >> 3) < v0:
         sp_i += 1
         sp_next = next_code(sp_ptr, sp_i, n_sp)
     return sp_i, sp_next
@@ -47,13 +47,13 @@ def skip_codes(sp_ptr, n_sp, v0):
 
 @triton.jit
 def exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, ALL: tl.constexpr, BLOCK: tl.constexpr):
-    """-inf at the special ids in tile [vs, vs + BLOCK) (ALL: every one; else only suppress_ids, flags 0);
+    """-inf at the special ids in tile [vs, vs + BLOCK) (ALL: every one; else only suppress_ids, flag SUPPRESSED);
     advances the cursor."""
     lanes = tl.arange(0, BLOCK)
-    while (sp_next >> 2) < vs + BLOCK:
-        hit = lanes == (sp_next >> 2) - vs
+    while (sp_next >> 3) < vs + BLOCK:
+        hit = lanes == (sp_next >> 3) - vs
         if not ALL:
-            hit = hit & ((sp_next & 3) == 0)
+            hit = hit & ((sp_next & 4) != 0)
         z = tl.where(hit, float("-inf"), z)
         sp_i += 1
         sp_next = next_code(sp_ptr, sp_i, n_sp)
@@ -81,7 +81,7 @@ def tile_z(row_ptr, urow_ptr, vs, V, sp_ptr, sp_i, sp_next, n_sp, cfg1, prior, b
         z = tl.where(inb, cfg_mix(z, to_f32(tl.load(urow_ptr + v, mask=inb, other=0.0)), cfg1, HAS_CFG),
                      float("-inf"))
     z = tl.where(z == z, z, float("-inf"))
-    if vs + BLOCK > (sp_next >> 2):
+    if vs + BLOCK > (sp_next >> 3):
         z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, ALL, BLOCK)
     z = add_prior(z, vs, prior, bias, HAS_PRIOR, BLOCK)
     return z, sp_i, sp_next
@@ -117,5 +117,5 @@ def code_of(sp_ptr, n_sp, v):
     code = -1
     for i in range(n_sp):
         c = tl.load(sp_ptr + i)
-        code = tl.where((c >> 2) == v, c, code)
+        code = tl.where((c >> 3) == v, c, code)
     return code

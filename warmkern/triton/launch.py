@@ -65,24 +65,26 @@ def id_tensor(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return _ids(tuple(ids), torch.int64, device)
 
 
-IN_SOFTMAX = 1  # flag bits of a special id's code (id * 4 + flags)
+IN_SOFTMAX = 1  # flag bits of a special id's code (id * 8 + flags)
 CANDIDATE = 2
-MAX_CODED_VOCAB = 2**29
+SUPPRESSED = 4  # -inf everywhere, truncation included (pick + score suppressed ids still take part in it)
+MAX_CODED_VOCAB = 2**28
 
 
 def special_codes(mask_id: int, suppress: tuple[int, ...], pick_suppress: tuple[int, ...],
                   score_suppress: tuple[int, ...]) -> tuple[int, ...]:
-    """Sorted codes id * 4 + flags of every id that is not a plain entry (mask_id and the three lists).
+    """Sorted codes id * 8 + flags of every id that is not a plain entry (mask_id and the three lists).
 
     The vocabulary loop leaves them out (-inf) and the position's last program adds each one after
     the loop by its flags: IN_SOFTMAX (mask_id, pick_suppress_ids: in the score softmax, never x0),
-    CANDIDATE (score_suppress_ids: may be x0, out of the softmax); suppress_ids get neither.
+    CANDIDATE (score_suppress_ids: may be x0, out of the softmax); suppress_ids get neither and are
+    SUPPRESSED (the truncation search leaves them out too; every other special id takes part in it).
     """
     sup, pick, score = set(suppress), set(pick_suppress) | {mask_id}, set(score_suppress)
     codes = []
     for v in sorted(sup | pick | score):
-        flags = 0 if v in sup else (0 if v in score else IN_SOFTMAX) | (0 if v in pick else CANDIDATE)
-        codes.append(v * 4 + flags)
+        flags = SUPPRESSED if v in sup else (0 if v in score else IN_SOFTMAX) | (0 if v in pick else CANDIDATE)
+        codes.append(v * 8 + flags)
     return tuple(codes)
 
 

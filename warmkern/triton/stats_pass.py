@@ -83,7 +83,7 @@ def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, sp_ptr, n
          BLOCK: tl.constexpr):
     """Fold one full tile (raw loads) into the lane state; advances the special-id cursor."""
     z = cfg_mix(unpack(zraw, PACKED, BLOCK), unpack(uraw, PACKED, BLOCK), cfg1, HAS_CFG)
-    if vs + BLOCK > (sp_next >> 2):  # uniform branch, taken by the few tiles holding a special id
+    if vs + BLOCK > (sp_next >> 3):  # uniform branch, taken by the few tiles holding a special id
         z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, True, BLOCK)
     z = truncate(add_prior(z, vs, prior, bias, HAS_PRIOR, BLOCK), inv_t, cut, TRUNC)
     zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
@@ -197,7 +197,7 @@ def add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, sp_ptr,
     groups = (V + 3) // 4
     for i in range(n_sp):
         code = tl.load(sp_ptr + i)
-        v = code >> 2
+        v = code >> 3
         z = entry_z(row_ptr, urow_ptr, v, V, cfg1, inv_t, prior, bias, cut, HAS_CFG, HAS_PRIOR, TRUNC)
         zt = z
         if SCALE_T:
