@@ -25,7 +25,9 @@ GREEDY_MAXNREG = {90: 80, 80: 96}
 SAMPLE_MAXNREG = 128
 DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
-INTERP_BLOCK_T = 2048  # truncation passes: [BLOCK_T, NT] per-lane accumulators (one element per thread on a GPU)
+INTERP_BLOCK_T = 2048  # truncation passes: [BLOCK_T / E, E] tiles, E entries of a row per thread
+GPU_TRUNC_E = 8  # 16 bytes of bf16 per thread and pass: the loads vectorise, per-row accumulators stay in-thread
+INTERP_TRUNC_E = 4
 GPU_BLOCK_D = 1024
 MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
 INTERP_SLOTS = 8  # pretend resident programs off-GPU, so small shapes exercise the split path
@@ -68,7 +70,8 @@ class StatsConfig:
     nsplit: int = 1
     tiles_per_split: int = 1
     maxnreg: int | None = None
-    block_t: int = 128  # tile of the truncation passes and of the rare +inf count
+    block_t: int = 128  # tile of the truncation passes and of the rare +inf count: [block_t / trunc_e, trunc_e]
+    trunc_e: int = 1
 
     @property
     def tiles(self) -> int:
@@ -76,7 +79,8 @@ class StatsConfig:
 
     def probe(self) -> StatsConfig:
         """The configuration occupancy is measured on: nsplit 2, so the split-merge code is compiled in."""
-        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg, self.block_t)
+        return StatsConfig(self.block_v, self.num_warps, 2, self.tiles_per_split, self.maxnreg, self.block_t,
+                           self.trunc_e)
 
 
 def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, truncate: bool = False) -> StatsConfig:
@@ -85,14 +89,16 @@ def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, tru
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
     warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
-    block_t = _env_int("WARMKERN_TRITON_BLOCK_T") or (32 * warps if on_gpu else INTERP_BLOCK_T)
+    trunc_e = GPU_TRUNC_E if on_gpu else INTERP_TRUNC_E
+    block_t = _env_int("WARMKERN_TRITON_BLOCK_T") or (32 * warps * trunc_e if on_gpu else INTERP_BLOCK_T)
     block_t = max(16, min(next_pow2(block_t), next_pow2(vocab)))
+    trunc_e = min(trunc_e, block_t)
     tiles = -(-vocab // block_v)
     maxnreg = None
     if on_gpu:
         maxnreg = SAMPLE_MAXNREG if sample or truncate else GREEDY_MAXNREG[90 if cc >= 90 else 80]
     return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg,
-                       block_t=block_t)
+                       block_t=block_t, trunc_e=trunc_e)
 
 
 def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfig:
@@ -104,7 +110,7 @@ def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfi
     nsplit = max(1, min(nsplit, tiles, MAX_SPLIT))
     per = -(-tiles // nsplit)
     return StatsConfig(cfg.block_v, cfg.num_warps, nsplit=-(-tiles // per), tiles_per_split=per, maxnreg=cfg.maxnreg,
-                       block_t=cfg.block_t)
+                       block_t=cfg.block_t, trunc_e=cfg.trunc_e)
 
 
 def window(g: int) -> int:

@@ -31,8 +31,8 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
                         sel_seed, sel_seed_stride, sel_step, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
                         SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
                         PACKED: tl.constexpr, PRIOR: tl.constexpr, TOPK: tl.constexpr, TOPP: tl.constexpr,
-                        TRUNC: tl.constexpr, BLOCK: tl.constexpr, TB: tl.constexpr, MAX_SPLIT: tl.constexpr,
-                        RULE: tl.constexpr, REMASK: tl.constexpr, ALG: tl.constexpr):
+                        TRUNC: tl.constexpr, BLOCK: tl.constexpr, TR: tl.constexpr, TE: tl.constexpr,
+                        MAX_SPLIT: tl.constexpr, RULE: tl.constexpr, REMASK: tl.constexpr, ALG: tl.constexpr):
     pid = tl.program_id(0)
     split = pid % nsplit
     b = pid // nsplit // W
@@ -46,7 +46,7 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
             logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, V, split, nsplit, tiles_per_split,
             mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b, bias_ptr, spr_bias, top_k,
             top_p, part_ptr, cnt_ptr, G, HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, PRIOR, TOPK,
-            TOPP, TRUNC, BLOCK, TB, MAX_SPLIT)
+            TOPP, TRUNC, BLOCK, TR, TE, MAX_SPLIT)
         if done:
             tl.store(ix_ptr + base + g, x0)
             tl.store(sc_ptr + base + g, sc)

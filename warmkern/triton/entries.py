@@ -46,12 +46,11 @@ def skip_codes(sp_ptr, n_sp, v0):
 
 
 @triton.jit
-def exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, ALL: tl.constexpr, BLOCK: tl.constexpr):
-    """-inf at the special ids in tile [vs, vs + BLOCK) (ALL: every one; else only suppress_ids, flag SUPPRESSED);
-    advances the cursor."""
-    lanes = tl.arange(0, BLOCK)
+def exclude_specials(z, rel, vs, sp_ptr, sp_i, sp_next, n_sp, ALL: tl.constexpr, BLOCK: tl.constexpr):
+    """-inf at the special ids in tile [vs, vs + BLOCK) (rel: each element's index - vs, any shape; ALL: every
+    special id, else only suppress_ids, flag SUPPRESSED); advances the cursor."""
     while (sp_next >> 3) < vs + BLOCK:
-        hit = lanes == (sp_next >> 3) - vs
+        hit = rel == (sp_next >> 3) - vs
         if not ALL:
             hit = hit & ((sp_next & 4) != 0)
         z = tl.where(hit, float("-inf"), z)
@@ -61,29 +60,42 @@ def exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, ALL: tl.constexpr, BLOC
 
 
 @triton.jit
-def add_prior(z, vs, prior, bias, HAS_PRIOR: tl.constexpr, BLOCK: tl.constexpr):
+def add_prior(z, rel, vs, prior, bias, HAS_PRIOR: tl.constexpr, BLOCK: tl.constexpr):
     """z + bias at the prior id when it lies in tile [vs, vs + BLOCK) (uniform branch, once per row)."""
     if HAS_PRIOR:
         if (prior >= vs) & (prior < vs + BLOCK):
-            z = tl.where(tl.arange(0, BLOCK) == prior - vs, z + bias, z)
+            z = tl.where(rel == prior - vs, z + bias, z)
     return z
 
 
 @triton.jit
+def tile_offsets(R: tl.constexpr, E: tl.constexpr):
+    """Offsets of an [R, E] tile in vocabulary order, E contiguous entries per row (one thread's vector)."""
+    return tl.arange(0, R)[:, None] * E + tl.arange(0, E)[None, :]
+
+
+@triton.jit
 def tile_z(row_ptr, urow_ptr, vs, V, sp_ptr, sp_i, sp_next, n_sp, cfg1, prior, bias, HAS_CFG: tl.constexpr,
-           HAS_PRIOR: tl.constexpr, ALL: tl.constexpr, BLOCK: tl.constexpr):
-    """z of tile [vs, vs + BLOCK) with masked loads (-inf past V, NaN -> -inf), for the extra passes
-    (truncation search, +inf count); advances the special-id cursor."""
-    v = vs + tl.arange(0, BLOCK)
-    inb = v < V
-    z = to_f32(tl.load(row_ptr + v, mask=inb, other=float("-inf")))
-    if HAS_CFG:
-        z = tl.where(inb, cfg_mix(z, to_f32(tl.load(urow_ptr + v, mask=inb, other=0.0)), cfg1, HAS_CFG),
-                     float("-inf"))
-    z = tl.where(z == z, z, float("-inf"))
+           HAS_PRIOR: tl.constexpr, ALL: tl.constexpr, R: tl.constexpr, E: tl.constexpr, FULL: tl.constexpr = False):
+    """z of the [R, E] tile at vs (FULL: inside the row, no masks; else -inf past V), for the extra passes
+    (truncation search, +inf count) and the partial last tile; advances the special-id cursor. NaN stays
+    NaN: every consumer compares (a NaN is never >= anything, never +inf, never a new maximum)."""
+    BLOCK: tl.constexpr = R * E
+    rel = tile_offsets(R, E)
+    v = vs + rel
+    if FULL:
+        z = to_f32(tl.load(row_ptr + v))
+        if HAS_CFG:
+            z = cfg_mix(z, to_f32(tl.load(urow_ptr + v)), cfg1, HAS_CFG)
+    else:
+        inb = v < V
+        z = to_f32(tl.load(row_ptr + v, mask=inb, other=float("-inf")))
+        if HAS_CFG:
+            z = tl.where(inb, cfg_mix(z, to_f32(tl.load(urow_ptr + v, mask=inb, other=0.0)), cfg1, HAS_CFG),
+                         float("-inf"))
     if vs + BLOCK > (sp_next >> 3):
-        z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, ALL, BLOCK)
-    z = add_prior(z, vs, prior, bias, HAS_PRIOR, BLOCK)
+        z, sp_i, sp_next = exclude_specials(z, rel, vs, sp_ptr, sp_i, sp_next, n_sp, ALL, BLOCK)
+    z = add_prior(z, rel, vs, prior, bias, HAS_PRIOR, BLOCK)
     return z, sp_i, sp_next
 
 

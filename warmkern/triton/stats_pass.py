@@ -84,8 +84,8 @@ def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, sp_ptr, n
     """Fold one full tile (raw loads) into the lane state; advances the special-id cursor."""
     z = cfg_mix(unpack(zraw, PACKED, BLOCK), unpack(uraw, PACKED, BLOCK), cfg1, HAS_CFG)
     if vs + BLOCK > (sp_next >> 3):  # uniform branch, taken by the few tiles holding a special id
-        z, sp_i, sp_next = exclude_specials(z, vs, sp_ptr, sp_i, sp_next, n_sp, True, BLOCK)
-    z = truncate(add_prior(z, vs, prior, bias, HAS_PRIOR, BLOCK), inv_t, cut, TRUNC)
+        z, sp_i, sp_next = exclude_specials(z, tl.arange(0, BLOCK), vs, sp_ptr, sp_i, sp_next, n_sp, True, BLOCK)
+    z = truncate(add_prior(z, tl.arange(0, BLOCK), vs, prior, bias, HAS_PRIOR, BLOCK), inv_t, cut, TRUNC)
     zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
     m, s, acc, t2, best, idx, ztb = tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
     return m, s, acc, t2, best, idx, ztb, sp_i, sp_next
@@ -165,7 +165,8 @@ def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr
                  BLOCK: tl.constexpr):
     """The last, partial tile of the vocabulary (masked loads; -inf past V)."""
     z, sp_i, sp_next = tile_z(row_ptr, urow_ptr, vs, V, sp_ptr, sp_i, sp_next, n_sp, cfg1, prior, bias, HAS_CFG,
-                              HAS_PRIOR, True, BLOCK)
+                              HAS_PRIOR, True, BLOCK, 1)
+    z = tl.reshape(z, [BLOCK])
     z = truncate(z, inv_t, cut, TRUNC)
     zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
     return tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
@@ -173,19 +174,20 @@ def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr
 
 @triton.jit
 def count_plain_inf(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut, HAS_CFG: tl.constexpr,
-                    SCALE_T: tl.constexpr, HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr, BLOCK: tl.constexpr):
+                    SCALE_T: tl.constexpr, HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr, R: tl.constexpr,
+                    E: tl.constexpr):
     """How many plain entries have zt = +inf: the rare extra pass of a position whose softmax max is +inf
     (the spec's softmax is then uniform over them)."""
-    n = tl.zeros([BLOCK], tl.int32)
+    n = tl.zeros([R, E], tl.int32)
     sp_i, sp_next = skip_codes(sp_ptr, n_sp, 0)
-    for vs in range(0, V, BLOCK):
+    for vs in range(0, V, R * E):
         z, sp_i, sp_next = tile_z(row_ptr, urow_ptr, vs, V, sp_ptr, sp_i, sp_next, n_sp, cfg1, prior, bias, HAS_CFG,
-                                  HAS_PRIOR, True, BLOCK)
+                                  HAS_PRIOR, True, R, E)
         z = truncate(z, inv_t, cut, TRUNC)
         if SCALE_T:
             z = z * inv_t
         n += (z == float("inf")).to(tl.int32)
-    return tl.sum(n, 0)
+    return tl.sum(tl.sum(n, 1), 0)
 
 
 @triton.jit
@@ -233,7 +235,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
                    bias_ptr, spr_bias, top_k, top_p, part_ptr, cnt_ptr, G, HAS_CFG: tl.constexpr,
                    SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr,
                    STEP_PTR: tl.constexpr, PACKED: tl.constexpr, PRIOR: tl.constexpr, TOPK: tl.constexpr,
-                   TOPP: tl.constexpr, TRUNC: tl.constexpr, BLOCK: tl.constexpr, TB: tl.constexpr,
+                   TOPP: tl.constexpr, TRUNC: tl.constexpr, BLOCK: tl.constexpr, TR: tl.constexpr, TE: tl.constexpr,
                    MAX_SPLIT: tl.constexpr):
     """One program's share of position (b, g). Returns (done, x0, score, p_cur): `done` is true for
     the program that holds the full result (always when nsplit == 1, else the position's last).
@@ -256,7 +258,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     cut = float("-inf")
     if TRUNC:
         cut = cutoff(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, top_k, top_p, TOPK, TOPP, HAS_CFG,
-                     HAS_PRIOR, TB)
+                     HAS_PRIOR, TR, TE)
     # point loads the last program needs, issued before the loop so their latency hides behind it
     xcur = tl.load(x_ptr + b64 * sx_b + g64)
     has_cur = (xcur != mask_id) & (xcur >= 0) & (xcur < V)
@@ -279,21 +281,21 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
             tl.atomic_xchg(cnt_ptr + pos, 0)  # leave the counter zeroed for the next call
     return finish(done, m, s, acc, t2, best, idx, ztb, zt_cur, has_cur, row_ptr, urow_ptr, V, mask_id, sp_ptr, n_sp,
                   cfg1, inv_t, prior, bias, cut, seed, seed_stride, step, b, g64, HAS_CFG, SAMPLE, SCALE_T, MODE,
-                  SEED_MODE, STEP_PTR, HAS_PRIOR, TRUNC, TB)
+                  SEED_MODE, STEP_PTR, HAS_PRIOR, TRUNC, TR, TE)
 
 
 @triton.jit
 def finish(done, m, s, acc, t2, best, idx, ztb, zt_cur, has_cur, row_ptr, urow_ptr, V, mask_id, sp_ptr, n_sp, cfg1,
            inv_t, prior, bias, cut, seed, seed_stride, step, b, g64, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
            SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
-           HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr, TB: tl.constexpr):
+           HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr, TR: tl.constexpr, TE: tl.constexpr):
     """(done, x0, score, p_cur) from the position's merged plain-entry state: the +inf count (rare extra
     pass), the special ids, finalize."""
     m1 = m  # margin: the two largest plain values (every plain entry is a candidate in the softmax)
     n_inf = tl.zeros([], tl.int32)
     if done & (m == float("inf")):
         n_inf = count_plain_inf(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut, HAS_CFG, SCALE_T,
-                                HAS_PRIOR, TRUNC, TB)
+                                HAS_PRIOR, TRUNC, TR, TE)
     # after the loop: key and row need not stay live across it (recomputed, or CSE'd at T > 0)
     key, row, st = noise_key(seed, seed_stride, step, b, g64, SEED_MODE, STEP_PTR)
     m, s, acc, best, idx, ztb, n_inf = add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, sp_ptr,

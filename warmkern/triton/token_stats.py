@@ -27,7 +27,7 @@ def token_stats_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx
                        HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
                        SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr, PACKED: tl.constexpr, PRIOR: tl.constexpr,
                        TOPK: tl.constexpr, TOPP: tl.constexpr, TRUNC: tl.constexpr, BLOCK: tl.constexpr,
-                       TB: tl.constexpr, MAX_SPLIT: tl.constexpr):
+                       TR: tl.constexpr, TE: tl.constexpr, MAX_SPLIT: tl.constexpr):
     """Grid (B*G*nsplit,): program -> (position, vocabulary split)."""
     pid = tl.program_id(0)
     pos = pid // nsplit
@@ -38,7 +38,7 @@ def token_stats_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx
         logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, V, split, nsplit, tiles_per_split,
         mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b, bias_ptr, spr_bias, top_k,
         top_p, part_ptr, cnt_ptr, G, HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, PRIOR, TOPK, TOPP,
-        TRUNC, BLOCK, TB, MAX_SPLIT)
+        TRUNC, BLOCK, TR, TE, MAX_SPLIT)
     if done:
         tl.store(x0_ptr + pos, x0)
         tl.store(score_ptr + pos, sc)
@@ -115,8 +115,8 @@ def stats_args(logits, x, uncond_logits, a: StatsArgs, cc=None):
     cfg = config.stats_tile(v, config.on_gpu(dev), a.temperature > 0, config.capability(dev, cc), topk or topp)
     meta = dict(HAS_CFG=uncond_logits is not None, SAMPLE=a.temperature > 0, SCALE_T=a.score_temperature == "sampling",
                 MODE=MODES[a.score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, PACKED=packed(logits, u), PRIOR=prior_mode,
-                TOPK=topk, TOPP=topp, TRUNC=topk or topp, BLOCK=cfg.block_v, TB=cfg.block_t,
-                MAX_SPLIT=config.MAX_SPLIT, num_warps=cfg.num_warps, enable_fp_fusion=False)
+                TOPK=topk, TOPP=topp, TRUNC=topk or topp, BLOCK=cfg.block_v, TR=cfg.block_t // cfg.trunc_e,
+                TE=cfg.trunc_e, MAX_SPLIT=config.MAX_SPLIT, num_warps=cfg.num_warps, enable_fp_fusion=False)
     if cfg.maxnreg:
         meta["maxnreg"] = cfg.maxnreg
     return cfg, head, tail, meta
