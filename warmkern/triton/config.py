@@ -22,11 +22,15 @@ GPU_STATS_WARPS = 8
 # keeps 2 CTAs, 16 KB. T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs.
 # kernels-report asserts 0 spills for all of them.
 GREEDY_MAXNREG = {90: 80, 80: 96}
+# the draft prior (an id and a bias per position) needs ~85 in the greedy loop on sm_90: at 80 ptxas spills
+# (outside the hot loops, but spills), so prior launches take 88 -> 2 CTAs per SM there, like sm_80.
+GREEDY_PRIOR_MAXNREG = {90: 88, 80: 96}
 SAMPLE_MAXNREG = 128
 DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 INTERP_BLOCK_T = 2048  # truncation passes: [BLOCK_T / E, E] tiles, E entries of a row per thread
 GPU_TRUNC_E = 8  # 16 bytes of bf16 per thread and pass: the loads vectorise, per-row accumulators stay in-thread
+GPU_TRUNC_E_CFG = 4  # with CFG a pass holds two tiles: E = 8 spills at the 128 cap (margin T > 0 + prior), 4 does not
 INTERP_TRUNC_E = 4
 GPU_BLOCK_D = 1024
 MAX_SPLIT = 32  # most programs one position's vocabulary is split across (merged in one tree)
@@ -83,20 +87,22 @@ class StatsConfig:
                            self.trunc_e)
 
 
-def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, truncate: bool = False) -> StatsConfig:
+def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, truncate: bool = False,
+               prior: bool = False, cfg: bool = False) -> StatsConfig:
     """Tile, warps and register cap (what the kernel is compiled for) for a compute-capability-cc GPU;
     `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
     block_v = max(16, min(next_pow2(block_v), next_pow2(vocab)))
     warps = _env_int("WARMKERN_TRITON_WARPS") or (GPU_STATS_WARPS if on_gpu else 4)
-    trunc_e = GPU_TRUNC_E if on_gpu else INTERP_TRUNC_E
+    trunc_e = (GPU_TRUNC_E_CFG if cfg else GPU_TRUNC_E) if on_gpu else INTERP_TRUNC_E
     block_t = _env_int("WARMKERN_TRITON_BLOCK_T") or (32 * warps * trunc_e if on_gpu else INTERP_BLOCK_T)
     block_t = max(16, min(next_pow2(block_t), next_pow2(vocab)))
     trunc_e = min(trunc_e, block_t)
     tiles = -(-vocab // block_v)
     maxnreg = None
     if on_gpu:
-        maxnreg = SAMPLE_MAXNREG if sample or truncate else GREEDY_MAXNREG[90 if cc >= 90 else 80]
+        greedy = GREEDY_PRIOR_MAXNREG if prior else GREEDY_MAXNREG
+        maxnreg = SAMPLE_MAXNREG if sample or truncate else greedy[90 if cc >= 90 else 80]
     return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg,
                        block_t=block_t, trunc_e=trunc_e)
 
@@ -132,6 +138,7 @@ def embed_config(dim: int, on_gpu: bool) -> EmbedConfig:
     return EmbedConfig(block_d=block_d, num_warps=4)
 
 
-def select_warps(g: int) -> int:
-    """Warps of the standalone per-row selection program."""
-    return 4 if g <= 512 else 8
+def select_warps(g: int, alg: bool = False) -> int:
+    """Warps of the standalone per-row selection program. alg_temp (a Philox draw per position) takes 8:
+    at 4, ptxas for sm_90 spills 8 bytes (kernels-report)."""
+    return 4 if g <= 512 and not alg else 8

@@ -71,7 +71,8 @@ VARIANTS = [Variant(s, False, False) for s in ("prob", "margin", "entropy", "ran
     Variant(s, True, True) for s in ("prob", "margin", "entropy", "random")] + [Variant("prob", True, False)] + [
     Variant("prob", False, False, top_p=0.95), Variant("margin", False, False, top_k=50),
     Variant("entropy", True, False, top_p=0.95, top_k=50, alg_temp=0.3), Variant("prob", False, False, prior=True),
-    Variant("prob", True, True, prior=True)]
+    Variant("prob", True, True, prior=True), Variant("margin", True, True, top_p=0.95, top_k=50, prior=True),
+    Variant("prob", False, True, top_p=0.95, top_k=50, prior=True)]
 
 
 def _mod(name: str):
@@ -277,7 +278,7 @@ def other_rows(cc: int, b: int) -> list[dict]:
                 torch.empty(2 * b * g, dtype=torch.int64, device="meta"), rows_t, rows_t, LLADA["mask_id"], rows_t,
                 rows_t, *tail]
         rows.append(_small_row("select", name, cc, b, sel.select_kernel, args,
-                               {**meta, "num_warps": config.select_warps(g)}, b))
+                               {**meta, "num_warps": config.select_warps(g, meta["ALG"])}, b))
     return rows
 
 

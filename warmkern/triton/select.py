@@ -221,5 +221,6 @@ def select(score, x0, p_cur, x, provisional, *, mask_id, lo, hi, k=None, thresho
         keys = workspace.get(dev, 0, 2 * b * g).ints
         args = [g, score, score.stride(0), x0, x0.stride(0), p_cur, p_cur.stride(0), x, x.stride(0), provisional,
                 provisional.stride(0), keys, nt, nr, mask_id, lo, hi, *tail]
-        launch.run(select_kernel, (b,), args, {**meta, "num_warps": config.select_warps(g)}, device=dev, op="select")
+        warps = config.select_warps(g, meta["ALG"])
+        launch.run(select_kernel, (b,), args, {**meta, "num_warps": warps}, device=dev, op="select")
     return nt, nr
