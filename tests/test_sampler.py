@@ -18,7 +18,7 @@ def _setup(b: int):
 
 
 # (batch, block_length, steps, cfg, eos flags, temperature): B=1 and B=3 (different prompt lengths),
-# one block and four blocks, steps < gen_length, CFG, EOS suppression / EOS-EOT demotion, Gumbel.
+# one block and four blocks, steps < gen_length, CFG, EOS suppression / LLaDA's EOS-EOT confidence rule, Gumbel.
 CASES = [
     (3, G, G, 0.0, False, 0.0),
     (1, 4, 8, 0.0, False, 0.0),
@@ -26,6 +26,7 @@ CASES = [
     (3, 4, 12, 1.5, False, 0.0),
     (1, G, 8, 1.5, True, 0.0),
     (3, 4, 8, 0.0, False, 1.0),
+    (3, 4, 8, 1.5, True, 1.0),
 ]
 
 
@@ -38,7 +39,7 @@ def test_cold_matches_eager_llada(b, blk, steps, cfg, eos, temp):
     got = generate(model, prompt, am, logits_eos_inf=eos, confidence_eos_eot_inf=eos, backend="reference", **kw, **ids)
     assert torch.equal(got, want)
     assert (got[:, prompt.shape[1]:] != ids["mask_id"]).all()
-    if eos:
+    if eos:  # logits_eos_inf: EOS is never drawn
         assert not (got[:, prompt.shape[1]:] == ids["eos_id"]).any()
 
 
@@ -171,6 +172,27 @@ def test_nan_logits_raise_clearly():
             generate(broken, prompt, steps=8, gen_length=8, block_length=4, warm_start=ws, **kw, **special_ids(tok))
 
 
+@pytest.mark.parametrize("kw", [{}, {"temperature": 1.0}, {"threshold": 0.9}, {"cfg_scale": 1.0}])
+def test_a_plus_inf_logit_wins(kw):
+    """README's NaN/inf policy: one +inf logit (an fp16 overflow) in an otherwise finite row is that position's
+    token, with confidence 1; NaN counts as -inf."""
+    model, tok, prompt, am = _setup(2)
+    p = prompt.shape[1]
+
+    def overflowing(ids, attention_mask=None):
+        z = model(ids, attention_mask=attention_mask).logits.clone()
+        z[:2, p + 1, 30] = float("inf")  # the conditional rows (with CFG, inf - inf would be NaN)
+        z[:, p + 2, 31] = float("nan")
+        return z
+
+    x, st = generate(overflowing, prompt, am, steps=8, gen_length=8, block_length=4, backend="reference",
+                     return_stats=True, **kw, **special_ids(tok))
+    assert (x[:, p + 1] == 30).all() and (x[:, p + 2] != 31).all()
+    assert (x[:, p:] != tok.mask_token_id).all()
+    if not kw:  # confidence 1: the +inf position is committed at the first step
+        assert st.transfers_per_step[0] == [1, 1]
+
+
 @pytest.mark.parametrize(("kw", "name"), [
     ({"gen_length": 10, "block_length": 4}, "block_length"),
     ({"gen_length": 16, "block_length": 4, "steps": 6}, "steps"),
@@ -237,11 +259,11 @@ def _host_syncs(monkeypatch, **kw) -> int:
     return n
 
 
-@pytest.mark.parametrize("warm", [None, "token", "embedding"])
+@pytest.mark.parametrize("warm", [None, "token", "embedding", "prior"])
 def test_fixed_schedules_do_not_sync_per_step(monkeypatch, warm):
     draft = torch.arange(32).reshape(2, 16) % 20
     ws = {"token": WarmStart(draft, rate=0.5, remask_threshold=0.01), "embedding": WarmStart(draft, mode="embedding"),
-          None: None}[warm]
+          "prior": WarmStart(draft, mode="prior", beta=torch.tensor([1.0, 2.0])), None: None}[warm]
     few, many = _host_syncs(monkeypatch, steps=8, warm_start=ws), _host_syncs(monkeypatch, steps=16, warm_start=ws)
     assert few == many  # the count does not grow with the number of steps
     assert many <= 4 + 24  # one per block (4 blocks) + set-up / first-step validation + final stats read-out

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import torch
 
-from warmkern.testbed import data, models, task, train, vocab
+from warmkern.testbed import checkpoints, data, task, train, vocab
 
 
 def test_splits_are_deterministic_and_disjoint_streams():
@@ -55,8 +56,8 @@ def test_tokenizers_special_ids_and_digits():
 def test_dllm_batch_layout():
     dt = vocab.build_dllm_tokenizer()
     probs = task.problems("test", 5)
-    ids, pm, ans = data.dllm_batch(dt, probs, models.GEN_LENGTH)
-    assert ids.shape == pm.shape and ans.shape == (5, models.GEN_LENGTH)
+    ids, pm, ans = data.dllm_batch(dt, probs, checkpoints.GEN_LENGTH)
+    assert ids.shape == pm.shape and ans.shape == (5, checkpoints.GEN_LENGTH)
     assert bool((pm[:, -1] == 1).all())  # left padded: every prompt ends at the answer
     assert bool((ans[:, -1] == dt.eos_token_id).all())
 
@@ -88,7 +89,7 @@ class _Spy(torch.nn.Module):
 
 def test_visible_term_corrupts_only_unmasked_answer_tokens_and_adds_their_ce():
     dt = vocab.build_dllm_tokenizer()
-    ids, pm, ans = data.dllm_batch(dt, task.problems("train", 32), models.GEN_LENGTH)
+    ids, pm, ans = data.dllm_batch(dt, task.problems("train", 32), checkpoints.GEN_LENGTH)
     spy, mask, p = _Spy(len(dt)), dt.mask_token_id, ids.shape[1]
     plain = train.diffusion_loss(spy, ids, pm, ans, mask, torch.Generator().manual_seed(1))
     shown_plain = spy.seen[:, p:].clone()
@@ -105,7 +106,7 @@ def test_visible_term_corrupts_only_unmasked_answer_tokens_and_adds_their_ce():
     assert torch.allclose(both - plain, 0.5 * ce * (~masked).sum() / masked.numel())
 
 
-@pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
+@pytest.mark.skipif(bool(checkpoints.assets_missing()), reason="testbed assets not trained yet")
 def test_shipped_dllm_judges_visible_draft_tokens():
     """Remasking reads p(token) of a visible draft token: the shipped dLLM must rate correct ones high, wrong ones low.
 
@@ -113,12 +114,11 @@ def test_shipped_dllm_judges_visible_draft_tokens():
     draft tokens had p < 0.5, so nearly every injected token was remasked and warm starts saved nothing).
     """
     from warmkern.testbed.calibration import visible_token_probs
-    from warmkern.testbed.evaluate import Pair
 
     torch.set_num_threads(1)
-    pair = Pair()
+    pair = checkpoints.load_pair("calibrated")
     probs = task.problems("validation", 64)
-    ids, pm, gold = data.dllm_batch(pair.dtok, probs, models.GEN_LENGTH)
+    ids, pm, gold = data.dllm_batch(pair.dtok, probs, checkpoints.GEN_LENGTH)
     draft = gold.clone()
     wrong = torch.rand(draft.shape, generator=torch.Generator().manual_seed(0)) < 0.2
     draft[wrong] = gold.reshape(-1)[torch.randperm(gold.numel(), generator=torch.Generator().manual_seed(1))[
@@ -130,26 +130,39 @@ def test_shipped_dllm_judges_visible_draft_tokens():
 
 
 def test_demo_reports_missing_assets(monkeypatch, capsys):
-    from warmkern.testbed import evaluate
+    from warmkern.testbed import eval_cli
 
-    monkeypatch.setattr(models, "assets_missing", lambda: ["/nowhere/model.safetensors"])
-    assert evaluate.main(["demo"]) != 0
+    monkeypatch.setattr(checkpoints, "assets_missing", lambda dllms: ["/nowhere/model.safetensors"])
+    assert eval_cli.main(["demo"]) == 1
     assert "missing" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(bool(models.assets_missing()), reason="testbed assets not trained yet")
-def test_demo_runs_on_a_few_problems(capsys):
-    from warmkern.testbed import evaluate
+@pytest.mark.skipif(bool(checkpoints.assets_missing(tuple(checkpoints.DLLM_DIRS))), reason="testbed assets missing")
+def test_demo_runs_both_dllms_and_block_lengths_with_costs(tmp_path, capsys):
+    from warmkern.testbed import eval_cli
 
     torch.manual_seed(0)
-    assert evaluate.main(["demo", "--n", "6", "--batch", "6"]) == 0
+    out_json = tmp_path / "demo.json"
+    assert eval_cli.main(["demo", "--n", "4", "--batch", "3", "--alone-n", "1", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    for row in ("drafter alone", "cold top-k", "cold threshold", "token injection + remasking",
-                "embedding interp. top-k"):
-        assert row in out
+    for title in ("calibrated dLLM (phase 2, shipped), block_length 32", "uncalibrated dLLM (phase 1), block_length 8",
+                  "drafter alone"):
+        assert title in out
+    rows = json.loads(out_json.read_text())["rows"]
+    settings = {(r["dllm"], r["block_length"]) for r in rows}
+    assert settings == {(None, None), *((d, b) for d in ("calibrated", "uncalibrated") for b in (32, 8))}
+    for r in rows:
+        assert r["n"] == 4 and r["alone_n"] == 1 and r["s_per_sample"] > 0 and r["s_per_sample_alone"] > 0
+        cold = r["method"].startswith("cold")
+        assert (r["drafter_forwards"] is None) == cold  # warm rows pay for the draft; cold rows do not
+        assert (r["mean_nfe"] is None) == (r["dllm"] is None)
+    names = {r["method"] for r in rows}
+    assert {"drafter alone", "cold top-k", "cold threshold", "token injection + remasking"} <= names
+    topk = [r for r in rows if r["method"] == "cold top-k"]
+    assert all(r["mean_nfe"] == 32 for r in topk)
 
 
-def test_remask_budget_in_grid_and_table_rows():
+def test_table_rows_from_hparams_keep_their_names_and_budgets():
     from warmkern.testbed import methods, tune
 
     tr = [m for k, m in tune._grid() if k == "token_remask"]
@@ -164,3 +177,76 @@ def test_remask_budget_in_grid_and_table_rows():
     rows = {m.name: m for m in methods.methods_from_hparams(hp)}
     assert rows["token injection + remasking"].remask_budget == "fixed"
     assert rows["token injection + remasking, extend budget"].remask_budget == "extend"
+    assert [m.key for m in methods.methods_from_hparams(hp, ("cold_tau", "cold_topk"))] == ["cold_topk", "cold_tau"]
+
+
+def test_prior_rows_come_from_their_hparams_entries():
+    """The draft-prior rows are ready for `WarmStart(mode="prior", beta=...)`: their names say "prior" and
+    their WarmStart arguments carry beta (and the τ of the entry)."""
+    from warmkern.testbed import methods
+
+    hp = dict(methods.DEFAULT_HPARAMS)
+    assert not {"draft prior threshold", "draft prior top-k"} & {m.name for m in methods.methods_from_hparams(hp)}
+    hp["prior_tau"] = {"threshold": 0.7, "beta": 1.0, "rate": 1.0, "remask_threshold": None}
+    hp["prior_topk"] = {"threshold": None, "beta": 2.0}
+    rows = {m.name: m for m in methods.methods_from_hparams(hp)}
+    tau, topk = rows["draft prior threshold"], rows["draft prior top-k"]
+    assert tau.warm_start_kwargs() == {"mode": "prior", "rate": 1.0, "beta": 1.0} and tau.threshold == 0.7
+    assert topk.warm_start_kwargs()["beta"] == 2.0 and topk.threshold is None
+    assert tau.describe() == "τ=0.7, β=1.0" and "prior" in tau.name
+
+
+def test_tune_rules_pick_fewest_nfe_within_a_point_or_most_accurate_within_cold_tau_nfe():
+    from warmkern.testbed import tune
+    from warmkern.testbed.methods import Method
+
+    def c(acc, nfe):
+        return Method("x", "warm"), {"accuracy": acc, "mean_nfe": nfe}
+
+    cands = [c(0.90, 8.0), c(0.905, 13.0), c(0.80, 2.0)]
+    assert tune._pick(cands, 0.895)[1]["mean_nfe"] == 8.0
+    assert tune._pick(cands, 0.95)[1]["accuracy"] == 0.905  # none within a point: the most accurate
+    prior = [c(0.75, 2.0), c(0.77, 2.3), c(0.74, 1.9)]
+    assert tune._pick_within_nfe(prior, 2.1)[1]["accuracy"] == 0.75
+    assert tune._pick_within_nfe(prior, 1.0)[1]["accuracy"] == 0.77  # none that cheap: the most accurate
+
+
+@pytest.mark.skipif(bool(checkpoints.assets_missing()), reason="testbed assets missing")
+def test_kv_cached_drafter_matches_hf_generate_and_counts_its_forwards():
+    """The testbed's drafter (KV cache, rows leave the batch at EOS) writes exactly what `model.generate` writes,
+    and a row's forwards are its tokens up to and including EOS (one prefill + one per further token)."""
+    from warmkern.testbed import drafting, quickdecode
+
+    torch.set_num_threads(1)
+    pair = checkpoints.load_pair("calibrated")
+    probs = task.problems("validation", 12)
+    prompts = [p.prompt + data.DRAFT_SEP for p in probs]
+    ids, forwards = drafting.greedy_generate(pair.drafter, pair.atok, prompts, drafting.MAX_NEW_TOKENS)
+    assert pair.atok.batch_decode(ids) == quickdecode.drafter_greedy(pair.drafter, pair.atok, prompts, 64)
+    assert forwards == [len(r) + 1 for r in ids] and len(set(forwards)) > 1  # every row ended with EOS
+    capped, fw = drafting.greedy_generate(pair.drafter, pair.atok, prompts[:2], 5)
+    assert fw == [5, 5] and [len(r) for r in capped] == [5, 5] and capped == [r[:5] for r in ids[:2]]
+    alone = drafting.draft_problems(pair, probs[:3], 1)
+    batched = drafting.draft_problems(pair, probs[:3], 3)
+    assert torch.equal(torch.cat(alone.batches), batched.batches[0]) and alone.forwards == batched.forwards
+    assert len(alone.batch_seconds) == 3 and alone.seconds == pytest.approx(sum(alone.batch_seconds))
+
+
+@pytest.mark.skipif(bool(checkpoints.assets_missing(tuple(checkpoints.DLLM_DIRS))), reason="testbed assets missing")
+def test_uncalibrated_dllm_ships_small_and_cannot_judge_visible_tokens():
+    """The phase-1 dLLM is the stand-in for an off-the-shelf model: shipped (<= 4 MB), loadable beside the
+    calibrated one, and trained like LLaDA (masked positions only), so p(token) of a *correct* visible token
+    is mostly low - what makes remasking fail on it."""
+    from warmkern.testbed.calibration import visible_token_probs
+
+    weights = checkpoints.DLLM_DIRS["uncalibrated"] / "model.safetensors"
+    assert weights.stat().st_size <= 4 * 2**20
+    torch.set_num_threads(1)
+    cal, unc = checkpoints.load_pair("calibrated"), checkpoints.load_pair("uncalibrated")
+    assert (unc.dllm_name, cal.dllm_name) == ("uncalibrated", "calibrated")
+    assert cal.dtok.get_vocab() == unc.dtok.get_vocab()  # one tokenizer: the drafts serve both
+    probs = task.problems("validation", 32)
+    ids, pm, gold = data.dllm_batch(unc.dtok, probs, checkpoints.GEN_LENGTH)
+    p_unc = visible_token_probs(unc.dllm, ids, pm, gold)
+    p_cal = visible_token_probs(cal.dllm, ids, pm, gold)
+    assert float((p_unc < 0.5).float().mean()) > 0.5 and float((p_cal < 0.5).float().mean()) < 0.02

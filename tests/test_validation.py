@@ -70,6 +70,7 @@ STATS_CASES = [
     ({"prior_ids": torch.full((B, G), V)}, "prior_ids", ValueError),
     ({"prior_ids": torch.full((B, G + 1), 1)}, "prior_ids", ValueError),
     ({"prior_ids": torch.full((B, G), 1), "prior_bias": float("inf")}, "prior_bias", ValueError),
+    ({"prior_ids": torch.full((B, G), 1)}, "prior_bias", ValueError),  # required with prior_ids
     ({"prior_ids": torch.full((B, G), 1), "prior_bias": torch.ones(B + 1)}, "prior_bias", ValueError),
     ({"uncond_logits": torch.randn(B, G, V + 1)}, "uncond_logits", ValueError),
     ({"seed": -1}, "seed", ValueError),

@@ -7,8 +7,8 @@ import sys
 
 # subcommand -> (module, help). Modules are imported lazily so `warmkern --help` stays instant.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("warmkern.testbed.evaluate", "warm vs cold table on the shipped testbed (the main job)"),
-    "eval": ("warmkern.testbed.evaluate", "full evaluation table: --split test --n N --json PATH [--plot PATH]"),
+    "demo": ("warmkern.testbed.eval_cli", "warm vs cold on the shipped testbed, both dLLMs, block 32 and 8 (main job)"),
+    "eval": ("warmkern.testbed.eval_cli", "every row of the table: --split test --n N --json PATH [--plot PATH]"),
     "bench": ("warmkern.bench", "pytest-benchmark suite of the kernels (--quick for a CI-sized run)"),
     "generate": ("warmkern.generate_cli", "generate from a local model directory"),
     "kernels-report": ("warmkern.triton.report", "compile the Triton kernels for sm_80/sm_90 and report resources"),

@@ -122,9 +122,9 @@ TOP_P = _a("top_p", "float", "float", 1.0, "nucleus: keep the smallest head of m
            check="float", opts={"lo": 0.0, "hi": 1.0})
 PRIOR_IDS = _a("prior_ids", "Tensor?", "Tensor | None", None, "[B, G] int64 draft token per position (-1 = none)",
                check="tensor", shape=("B", "G"), dtypes="int64", opts={"ids": "V", "allow_minus_one": True})
-PRIOR_BIAS = _a("prior_bias", "Tensor?", "float | Tensor", 0.0,
-                "logit bias of the prior token, a float or [B] (ignored without prior_ids)", check="per_row",
-                opts={"dtype": "float32", "only_with": "prior_ids"})
+PRIOR_BIAS = _a("prior_bias", "Tensor?", "float | Tensor | None", None,
+                "logit bias of the prior token, a float or [B]: required with prior_ids, ignored without",
+                check="per_row", opts={"dtype": "float32", "only_with": "prior_ids"})
 LO = _a("lo", "Tensor", "int | Tensor", doc="window start per row (int or [B])", check="per_row",
         opts={"dtype": "int64", "lo": 0, "hi": "G"})
 HI = _a("hi", "Tensor", "int | Tensor", doc="window end per row (int or [B])", check="per_row",

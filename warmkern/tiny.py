@@ -1,8 +1,9 @@
 """A tiny randomly initialised dLLM (BERT-style masked LM) and AR drafter, built in memory.
 
-No hub, no weights on disk: tests, `make demo` (until the trained testbed lands) and
-`python -m warmkern.tiny` use these to exercise the whole sampler path in seconds on a CPU. The two
-models have *different* tokenizers (word level vs character level) so the draft bridge is real.
+No hub, no weights on disk: the tests, the README quick start and `python -m warmkern.tiny` use these to
+exercise the whole sampler path in seconds on a CPU (their outputs are noise: for trained models and real
+accuracy see `warmkern.testbed` and `make demo`). The two models have *different* tokenizers (word level vs
+character level) so the draft bridge is real.
 """
 
 from __future__ import annotations

@@ -304,10 +304,13 @@ def _check_choice_arg(arg: Arg, value: object, ctx: _Ctx) -> str:
 
 
 def _check_per_row_arg(arg: Arg, value: object, ctx: _Ctx) -> torch.Tensor | None:
-    if value is None and arg.default is None:
-        return None
     only_with = arg.opt("only_with")
-    if only_with is not None and ctx.tensors.get(only_with) is None:
+    if only_with is not None:
+        if ctx.tensors.get(only_with) is None:
+            return None
+        if value is None:
+            _fail(arg.name, f"a float or a [B] tensor when {only_with} is given", None)
+    if value is None and arg.default is None:
         return None
     dtype = getattr(torch, arg.opt("dtype"))
     lo, hi = arg.opt("lo"), arg.opt("hi")

@@ -2,7 +2,9 @@
 
 A `WarmStart` carries a draft in the dLLM's vocabulary (`-1` = no prior) and says how to use it:
 `mode="token"` writes kept draft tokens into the answer as provisional tokens (the dLLM may remask
-them), `mode="embedding"` keeps the answer masked and mixes the draft into the input embeddings.
+them), `mode="embedding"` keeps the answer masked and mixes the draft into the input embeddings,
+`mode="prior"` keeps the answer masked and adds `beta` to the logit of the draft token at every masked
+position, every step (fused into the ops as `prior_ids` / `prior_bias`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import Tensor
 
 from warmkern import validation as V
 
-MODES = ("token", "embedding")
+MODES = ("token", "embedding", "prior")
 ALPHA_SCHEDULES = ("constant", "linear")
 REMASK_BUDGETS = ("extend", "fixed")
 
@@ -25,10 +27,17 @@ REMASK_BUDGETS = ("extend", "fixed")
 class WarmStart:
     """A draft `[B, G]` (dLLM token ids, -1 = no prior) and how the sampler uses it.
 
-    rate: share of draft positions kept (Bernoulli per position, Philox stream 2, so every backend
-    keeps the same ones). alpha / alpha_schedule: embedding-mode weight of the draft, constant or
-    decaying linearly to 0 over each block's planned steps. remask_threshold / remask_max: token
-    mode's skepticism (remask provisional tokens whose current probability falls below it).
+    rate: share of draft positions kept (Bernoulli per position, Philox stream 2 keyed by the row's
+    seed and the answer position, so every backend keeps the same ones and a row keeps the same ones
+    alone or in a batch); only kept positions are injected, mixed in or given the prior.
+    beta: the draft prior, added to the logit of the kept draft token at each masked position before
+    temperature, truncation, sampling and every score (a finite float, or a [B] tensor per row; 1.0 by
+    default with mode="prior", None = no prior otherwise). It composes with mode="token": a position that
+    holds an injected token has no prior; one remasked gets it. A prior injects nothing (no provisional
+    tokens, `GenerationStats.injected` counts only injected tokens).
+    alpha / alpha_schedule: embedding-mode weight of the draft, constant or decaying linearly to 0 over
+    each block's planned steps. remask_threshold / remask_max: token mode's skepticism (remask
+    provisional tokens whose current probability falls below it).
     remask_budget: "extend" (default) gives remasked tokens steps at the cold pace: a step that remasks
     nr tokens of a row grows that row's plan for the block by ceil(nr * steps / gen_length), what they
     would have got had they been masked at block start. "fixed" keeps the plan made at block start, so
@@ -45,6 +54,7 @@ class WarmStart:
     remask_max: int | None = None
     fill_tail: int | None = None
     remask_budget: str = "extend"
+    beta: float | Tensor | None = None
     texts: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +77,18 @@ class WarmStart:
         self.remask_budget = V.check_choice("warm_start.remask_budget", self.remask_budget, REMASK_BUDGETS)
         self.remask_max = V.optional(V.check_int, "warm_start.remask_max", self.remask_max, lo=0)
         self.fill_tail = V.optional(V.check_id, "warm_start.fill_tail", self.fill_tail, vocab=V.INT64_MAX)
+        if isinstance(self.beta, Tensor):
+            self.beta = V.per_row_tensor("warm_start.beta", self.beta, self.draft.shape[0], self.beta.device,
+                                         dtype=torch.float32, check_values=True)
+        else:
+            self.beta = V.optional(V.check_float, "warm_start.beta", self.beta)
+
+    @property
+    def prior_bias(self) -> float | Tensor | None:
+        """The logit bias of the draft prior: `beta`, 1.0 in mode "prior" when not given, else None (no prior)."""
+        if self.beta is None and self.mode == "prior":
+            return 1.0
+        return self.beta
 
     def prior(self) -> Tensor:
         """The draft with `fill_tail` written after each row's last drafted position (a new tensor)."""
@@ -95,6 +117,7 @@ class WarmStart:
         remask_max: int | None = None,
         fill_tail: int | None = None,
         remask_budget: str = "extend",
+        beta: float | Tensor | None = None,
         **generate_kwargs: Any,
     ) -> tuple[WarmStart, list[str]]:
         """Draft greedily with a causal LM, bridge to the dLLM vocabulary; returns (warm start, draft texts).
@@ -111,7 +134,7 @@ class WarmStart:
         ws = cls(
             draft, mode=mode, rate=rate, alpha=alpha, alpha_schedule=alpha_schedule,
             remask_threshold=remask_threshold, remask_max=remask_max, fill_tail=None, texts=texts,
-            remask_budget=remask_budget,
+            remask_budget=remask_budget, beta=beta,
         )
         return ws, texts
 

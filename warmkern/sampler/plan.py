@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from warmkern.sampler.config import SamplerConfig
     from warmkern.sampler.state import DecodingState
 
-DREAM_EPS = 1e-3  # Dream's diffusion_generate default: timesteps = linspace(1, eps, steps + 1)
 Count = TypeVar("Count", int, Tensor)
 
 
@@ -48,7 +47,17 @@ def llada_k(masked_now: Tensor, plan: Tensor, i: int) -> Tensor:
     return (masked_now + left - 1) // left
 
 
-def dream_ratios(plan: list[int], n_steps: int, device: torch.device) -> Tensor:
+def noise_step(block: int, index: int, n_blocks: int) -> int:
+    """Philox step of step `index` of `block`: block + n_blocks * index (injective, the step itself with one block).
+
+    Keyed by the block and the step's index within it, never by a count over the batch's steps: a row takes
+    steps 0, 1, ... of each block alone or in any batch, while the batch may run more steps in a block
+    than the row (threshold rows, grown plans), so a global counter would not be row-independent.
+    """
+    return block + n_blocks * index
+
+
+def dream_ratios(plan: list[int], n_steps: int, device: torch.device, eps: float) -> Tensor:
     """[B, n_steps] fp32 share of the masked tokens committed at each step: 1 - s/t, 1 at a row's last step.
 
     Built with the same fp32 torch ops as Dream (`linspace(1, eps, n + 1)`, `1 - s / t`) so the
@@ -58,7 +67,7 @@ def dream_ratios(plan: list[int], n_steps: int, device: torch.device) -> Tensor:
     for n in sorted(set(plan)):  # one row of ratios per distinct plan length, not per batch row
         if n < 2:
             continue
-        ts = torch.linspace(1, DREAM_EPS, n + 1)
+        ts = torch.linspace(1, eps, n + 1)
         ratio = 1 - ts[1:n] / ts[: n - 1]
         rows = torch.tensor([steps == n for steps in plan])
         table[rows, : n - 1] = ratio
@@ -88,6 +97,7 @@ class Step:
     """What step `index` of a block asks of the state: one part per rule (disjoint rows)."""
 
     index: int
+    noise: int  # the Philox step (`noise_step`)
     plan: Tensor  # [B] steps each row plans for the block (grown by remasks): the alpha schedule reads it
     parts: list[Part]
     active: Tensor  # [B] bool: rows taking part (the others decode exactly as if they were not in the batch)
@@ -114,7 +124,7 @@ class BlockPlan:
         self.start = torch.tensor(self.host, dtype=torch.int64, device=state.device)
         self.device = self.start
         dream = config.schedule == "dream" and not config.adaptive
-        self.ratios = dream_ratios(self.host, self.planned, state.device) if dream else None
+        self.ratios = dream_ratios(self.host, self.planned, state.device, config.eps) if dream else None
         # Infilling: the window also holds earlier masks (the prompt's); the block owes only its own count.
         block_lo = state.block_window(block)[0]
         self.before = state.masked(self.window[0], block_lo) if self.window[0] < block_lo else None
@@ -125,7 +135,7 @@ class BlockPlan:
         self.last_remasks: list[int] = []
         self.read_at = 0
         # Token warm starts change the next block's counts: read them with this block's last read.
-        more = config.warm_mode == "token" and block + 1 < config.n_blocks
+        more = config.prefilled and block + 1 < config.n_blocks
         self.peek = state.block_counts(block + 1) if more else None
         self.next_counts = None if more else counts
 
@@ -166,13 +176,13 @@ class BlockPlan:
         i, config = self.index, self.config
         if i > 0 and config.adaptive:
             if config.grow:  # read the remasks too, and move the forced last step with the grown plan
-                owed, remasks = torch.stack([self.owed(), self.remasks]).tolist()
+                owed, remasks = self.state.read([self.owed(), self.remasks])
                 self.host = self._grown(remasks)
                 self.horizon = max(self.host)
                 if not any(owed):
                     self.finished = True
                     return False
-            elif i < self.horizon and not bool((self.owed() > 0).any()):
+            elif i < self.horizon and not any(owed > 0 for owed in self.state.read([self.owed()])[0]):
                 self.finished = True
                 return False
         return i < self.horizon
@@ -182,7 +192,7 @@ class BlockPlan:
         rows = [self.owed(), self.remasks, self.device]
         if block_end and self.peek is not None:
             rows.extend(self.peek)
-        host = torch.stack(rows).tolist()
+        host = self.state.read(rows)
         self.left, self.last_remasks = host[0], host[1]
         if not self.config.adaptive:
             self.host = host[2]
@@ -203,8 +213,9 @@ class BlockPlan:
         if any(count > 0 for count in stuck):
             raise RuntimeError(
                 f"generate: {sum(stuck)} answer position(s) in block {self.block} have no finite logit for any "
-                "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output "
-                "and suppress_ids"
+                "allowed token (NaN or -inf logits), so decoding cannot progress; check the model output, "
+                "eos_id with logits_eos_inf, and any generation hook (one that masks tokens again or bans "
+                "every token)"
             )
 
     def next_step(self) -> Step:
@@ -216,6 +227,7 @@ class BlockPlan:
         LLaDA's k over the steps it grew by); threshold/factor rows commit everything at their last step.
         """
         i, owed = self.index, self.owed()
+        noise = noise_step(self.block, i, self.config.n_blocks)
         lo_i, hi_i = self.window
         if self.config.adaptive:
             active = (owed > 0) | ((self.device > 0) & (i == 0))
@@ -227,12 +239,13 @@ class BlockPlan:
             if self.ratios is not None and i < self.ratios.shape[1]:
                 # At and after a row's last Dream step (ratio 1) llada_k commits everything unless the plan grew.
                 k = torch.where(i < self.start - 1, dream_k(owed, self.ratios[:, i]), k)
-            return Step(i, self.device, [Part(lo, hi, k)], active)
+            return Step(i, noise, self.device, [Part(lo, hi, k)], active)
         forced = [i >= p - 1 for p in self.host]
         if all(forced) or not any(forced):
-            return Step(i, self.device, [Part(lo, hi, owed if forced[0] else None)], active)
+            return Step(i, noise, self.device, [Part(lo, hi, owed if forced[0] else None)], active)
         last = torch.tensor(forced, device=self.state.device)
-        return Step(i, self.device, [Part(lo * last, hi * last, owed), Part(lo * ~last, hi * ~last, None)], active)
+        parts = [Part(lo * last, hi * last, owed), Part(lo * ~last, hi * ~last, None)]
+        return Step(i, noise, self.device, parts, active)
 
     def advance(self, remasks: Tensor) -> None:
         """After step `index`: remember its remasks and grow the device plan by their budget."""
@@ -245,5 +258,5 @@ class BlockPlan:
         """The next block's [masked, provisional] counts per row (read now if the block ended early)."""
         if self.next_counts is None:
             assert self.peek is not None
-            self.next_counts = self.peek.tolist()
+            self.next_counts = self.state.read(list(self.peek))
         return self.next_counts

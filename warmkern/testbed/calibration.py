@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from warmkern.testbed import data, models, task
+from warmkern.testbed import data, task
+from warmkern.testbed.checkpoints import GEN_LENGTH, load_pair
+from warmkern.testbed.drafting import draft_problems
 
 
 def visible_token_probs(dllm, prompt: torch.Tensor, prompt_mask: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
@@ -27,21 +28,20 @@ def visible_token_probs(dllm, prompt: torch.Tensor, prompt_mask: torch.Tensor, a
     return logits.float().softmax(-1).gather(-1, answer[..., None])[..., 0]
 
 
-def draft_token_probs(dllm_dir: Path | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def draft_token_probs(dllm: str | Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(p, ok): the dLLM's probability of every draft token of the first `n` validation drafts, and whether it
     equals the reference solution's token at that position."""
-    from warmkern.testbed.evaluate import Pair, draft_all
-
-    pair = Pair(dllm_dir)
+    pair = load_pair(dllm)
     probs = task.problems("validation", n)
-    drafts, _, _ = draft_all(pair, probs, n, tqdm(disable=True))
-    ids, pm, gold = data.dllm_batch(pair.dtok, probs, models.GEN_LENGTH)
-    return visible_token_probs(pair.dllm, ids, pm, drafts[0]), drafts[0] == gold
+    draft = draft_problems(pair, probs, n).batches[0]
+    ids, pm, gold = data.dllm_batch(pair.dtok, probs, GEN_LENGTH)
+    return visible_token_probs(pair.dllm, ids, pm, draft), draft == gold
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dllm", type=Path, default=None, help="a saved dLLM directory (default: the shipped one)")
+    ap.add_argument("--dllm", default="calibrated",
+                    help="calibrated | uncalibrated (the shipped dLLMs) or a saved dLLM directory")
     ap.add_argument("--n", type=int, default=200)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

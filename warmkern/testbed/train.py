@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-from warmkern.testbed import data, models, quickdecode, task, vocab
+from warmkern.testbed import data, quickdecode, task, vocab
+from warmkern.testbed.checkpoints import DLLM_DIR, DRAFTER_DIR, GEN_LENGTH, dllm_config, drafter_config
 
 
 @dataclass
@@ -98,8 +99,8 @@ def validate(cfg: RunConfig, model, tok) -> float:
     for i in range(0, len(probs), 128):
         chunk = probs[i:i + 128]
         if cfg.model == "dllm":
-            ids, pm, _ = data.dllm_batch(tok, chunk, models.GEN_LENGTH)
-            ans = quickdecode.dllm_greedy(model, ids, pm, models.GEN_LENGTH, tok.mask_token_id)
+            ids, pm, _ = data.dllm_batch(tok, chunk, GEN_LENGTH)
+            ans = quickdecode.dllm_greedy(model, ids, pm, GEN_LENGTH, tok.mask_token_id)
             texts = tok.batch_decode(ans)
         else:
             texts = quickdecode.drafter_greedy(model, tok, [p.prompt + data.DRAFT_SEP for p in chunk], 64)
@@ -113,61 +114,69 @@ def build(cfg: RunConfig):
     if cfg.model == "dllm":
         tok = vocab.build_dllm_tokenizer()
         model = (AutoModelForMaskedLM.from_pretrained(cfg.init) if cfg.init
-                 else AutoModelForMaskedLM.from_config(models.dllm_config(tok, cfg.hidden, cfg.layers)))
+                 else AutoModelForMaskedLM.from_config(dllm_config(tok, cfg.hidden, cfg.layers)))
     else:
         tok = vocab.build_drafter_tokenizer()
         model = (AutoModelForCausalLM.from_pretrained(cfg.init) if cfg.init
-                 else AutoModelForCausalLM.from_config(models.drafter_config(tok, cfg.hidden, cfg.layers)))
+                 else AutoModelForCausalLM.from_config(drafter_config(tok, cfg.hidden, cfg.layers)))
     return model, tok
+
+
+class _Log:
+    """Training records, rewritten as JSON lines at every addition (a killed run keeps its log)."""
+
+    def __init__(self, path: Path, first: dict) -> None:
+        self.path, self.records = path, [first]
+        self.path.write_text("")
+
+    def add(self, rec: dict) -> None:
+        self.records.append(rec)
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+
+
+def _batch_loss(cfg: RunConfig, model, tok, stream, gen: torch.Generator) -> torch.Tensor:
+    probs = [next(stream) for _ in range(cfg.batch)]
+    if cfg.model == "dllm":
+        ids, pm, ans = data.dllm_batch(tok, probs, GEN_LENGTH)
+        return diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen, cfg.t_min, cfg.visible_weight, cfg.corrupt)
+    return drafter_loss(model, *data.drafter_batch(tok, probs))
+
+
+def _record(event: str, step: int, t0: float, run_loss: float) -> dict:
+    return {"event": event, "step": step, "elapsed_s": round(time.time() - t0, 1), "loss": round(run_loss, 4)}
+
+
+def _checkpoint(cfg: RunConfig, model, tok, out: Path, log: _Log, rec: dict) -> None:
+    """Validate, save the model where `out` says, log the record."""
+    rec["val_acc"] = validate(cfg, model, tok) if cfg.val_n else float("nan")
+    tqdm.write(json.dumps(rec), file=sys.stderr)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    log.add(rec)
 
 
 def train(cfg: RunConfig) -> list[dict]:
     """Run training; returns the log records (also written as JSON lines next to the saved model)."""
     torch.set_num_threads(cfg.threads)
     model, tok = build(cfg)
-    out = cfg.out or (models.DLLM_DIR if cfg.model == "dllm" else models.DRAFTER_DIR)
-    out = Path(out)
+    out = Path(cfg.out or (DLLM_DIR if cfg.model == "dllm" else DRAFTER_DIR))
     out.mkdir(parents=True, exist_ok=True)
-    log_path = out.parent / f"{cfg.model}_train_log{'_phase2' if cfg.init else ''}.jsonl"
-    log_path.write_text("")
+    nparams = sum(p.numel() for p in model.parameters())
+    log = _Log(out.parent / f"{cfg.model}_train_log{'_phase2' if cfg.init else ''}.jsonl",
+               {"event": "start", "config": {k: str(v) for k, v in vars(cfg).items()}, "params": nparams})
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=0.01)
     gen = torch.Generator().manual_seed(cfg.seed)
     stream = task.train_stream(cfg.seed)
     random.seed(cfg.seed)
-    nparams = sum(p.numel() for p in model.parameters())
-    records: list[dict] = [{"event": "start", "config": {k: str(v) for k, v in vars(cfg).items()}, "params": nparams}]
-    t0 = time.time()
-    budget = cfg.minutes * 60
-    next_eval = cfg.eval_every_min * 60
+    t0, budget, next_eval = time.time(), cfg.minutes * 60, cfg.eval_every_min * 60
     step, run_loss = 0, 0.0
     bar = tqdm(total=cfg.max_steps or int(budget), unit="step" if cfg.max_steps else "s", file=sys.stderr,
                disable=None)
     model.train()
-
-    def checkpoint(final: bool) -> None:
-        acc = validate(cfg, model, tok) if cfg.val_n else float("nan")
-        rec = {"event": "final" if final else "eval", "step": step, "elapsed_s": round(time.time() - t0, 1),
-               "val_acc": acc, "loss": round(run_loss, 4)}
-        records.append(rec)
-        tqdm.write(json.dumps(rec), file=sys.stderr)
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
-        log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-    while True:
-        elapsed = time.time() - t0
-        frac = step / cfg.max_steps if cfg.max_steps else elapsed / budget
-        if frac >= 1:
-            break
+    while (frac := step / cfg.max_steps if cfg.max_steps else (time.time() - t0) / budget) < 1:
         for grp in opt.param_groups:
             grp["lr"] = cfg.lr * _lr_scale(frac, cfg.warmup)
-        probs = [next(stream) for _ in range(cfg.batch)]
-        if cfg.model == "dllm":
-            ids, pm, ans = data.dllm_batch(tok, probs, models.GEN_LENGTH)
-            loss = diffusion_loss(model, ids, pm, ans, tok.mask_token_id, gen, cfg.t_min, cfg.visible_weight,
-                                  cfg.corrupt)
-        else:
-            loss = drafter_loss(model, *data.drafter_batch(tok, probs))
+        loss = _batch_loss(cfg, model, tok, stream, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -175,18 +184,16 @@ def train(cfg: RunConfig) -> list[dict]:
         step += 1
         run_loss = loss.item() if step == 1 else 0.98 * run_loss + 0.02 * loss.item()
         if step % cfg.log_every == 0:
-            records.append({"event": "train", "step": step, "elapsed_s": round(time.time() - t0, 1),
-                            "loss": round(run_loss, 4), "raw_loss": round(loss.item(), 4),
-                            "lr": opt.param_groups[0]["lr"]})
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+            log.add({"event": "train", "step": step, "elapsed_s": round(time.time() - t0, 1),
+                     "loss": round(run_loss, 4), "raw_loss": round(loss.item(), 4), "lr": opt.param_groups[0]["lr"]})
         bar.update(1 if cfg.max_steps else int(time.time() - t0) - bar.n)
         bar.set_postfix(loss=f"{run_loss:.3f}", step=step)
         if not cfg.max_steps and time.time() - t0 >= next_eval:
-            checkpoint(final=False)
+            _checkpoint(cfg, model, tok, out, log, _record("eval", step, t0, run_loss))
             next_eval = time.time() - t0 + cfg.eval_every_min * 60
     bar.close()
-    checkpoint(final=True)
-    return records
+    _checkpoint(cfg, model, tok, out, log, _record("final", step, t0, run_loss))
+    return log.records
 
 
 def parse(argv: list[str] | None = None) -> RunConfig:
