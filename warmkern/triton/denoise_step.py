@@ -98,7 +98,7 @@ def denoise_step(logits, x, provisional, *, uncond_logits=None, mask_id, lo, hi,
                  remask_threshold=None, remask_max=None, alg_temp=0.0, temperature=0.0, score="prob",
                  score_temperature="none", suppress_ids=(), pick_suppress_ids=(), score_suppress_ids=(), cfg_scale=0.0,
                  seed=0, row_seeds=None, step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None,
-                 prior_bias=0.0):
+                 prior_bias=None):
     """Triton denoise_step (the reference's signature): one launch, x / provisional updated in place.
     Passes over the logits per window position: 1, or 2 + the truncation search's bracket passes."""
     b, g, _ = logits.shape

@@ -82,13 +82,15 @@ class StatsArgs:
     top_k: int = 0
     top_p: float = 1.0
     prior_ids: object = None
-    prior_bias: object = 0.0
+    prior_bias: object = None
 
 
 def prior_args(prior_ids, prior_bias, logits) -> tuple[list, int]:
     """([prior_ptr, its row stride, bias (float or tensor), its row stride], PRIOR constexpr)."""
     if prior_ids is None:
         return [logits, 0, 0.0, 0], 0
+    if prior_bias is None:
+        raise ValueError("prior_bias: expected a float or a float32 tensor with prior_ids, got None")
     if isinstance(prior_bias, torch.Tensor):
         bias = prior_bias.reshape(-1)
         if bias.dtype != torch.float32 or bias.device != logits.device or bias.numel() not in (1, logits.shape[0]):
@@ -141,7 +143,7 @@ def plan(logits, x, *, uncond_logits=None, slots_fn=launch.slots, cc=None, **sta
 
 def token_stats(logits, x, *, uncond_logits=None, mask_id, temperature=0.0, score="prob", score_temperature="none",
                 suppress_ids=(), pick_suppress_ids=(), score_suppress_ids=(), cfg_scale=0.0, seed=0, row_seeds=None,
-                step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None, prior_bias=0.0):
+                step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None, prior_bias=None):
     """Triton token_stats (the reference's signature): one launch. Passes over the logits per position:
     1, or 2 + the truncation search's bracket passes with top_k / top_p (see `truncate`)."""
     b, g, _ = logits.shape
