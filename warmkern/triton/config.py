@@ -20,12 +20,14 @@ GPU_STATS_WARPS = 8
 # greedy loops need ~72 -> 3 CTAs of 8 warps per SM on sm_90, i.e. 24 KB of prefetched logits in
 # flight per SM for 3.35-4.8 TB/s; sm_80 (1.6-2 TB/s, and ptxas needs a few more registers there)
 # keeps 2 CTAs, 16 KB. T > 0 (Philox + Gumbel in the loop, issue-bound) keeps 2 CTAs.
-# kernels-report asserts 0 spills for all of them.
+# kernels-report asserts 0 spills for all of them. Where 80 spills on sm_90 (kernels-report, LLaDA shapes:
+# margin / entropy scores, whose post-loop code keeps more live, and the draft prior's id + bias), the
+# greedy cap is 96: 88 still spills at B = 1, and 88 or 96 both give 2 CTAs per SM (16 KB in flight).
+# On sm_80, margin / entropy at T > 0 with CFG spill at 128 on the split path (B = 1): 136 -> 1 CTA.
 GREEDY_MAXNREG = {90: 80, 80: 96}
-# the draft prior (an id and a bias per position) needs ~85 in the greedy loop on sm_90: at 80 ptxas spills
-# (outside the hot loops, but spills), so prior launches take 88 -> 2 CTAs per SM there, like sm_80.
-GREEDY_PRIOR_MAXNREG = {90: 88, 80: 96}
+GREEDY_HEAVY_MAXNREG = {90: 96, 80: 96}
 SAMPLE_MAXNREG = 128
+SAMPLE_HEAVY_CFG_MAXNREG = {90: 128, 80: 136}
 DEFAULT_CC = 90  # the target a meta-tensor plan is made for when none is given
 INTERP_BLOCK_V = 8192  # the interpreter is fastest with few, big tiles
 INTERP_BLOCK_T = 2048  # truncation passes: [BLOCK_T / E, E] tiles, E entries of a row per thread
@@ -88,7 +90,7 @@ class StatsConfig:
 
 
 def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, truncate: bool = False,
-               prior: bool = False, cfg: bool = False) -> StatsConfig:
+               prior: bool = False, cfg: bool = False, heavy: bool = False) -> StatsConfig:
     """Tile, warps and register cap (what the kernel is compiled for) for a compute-capability-cc GPU;
     `split` decides the split."""
     block_v = _env_int("WARMKERN_TRITON_BLOCK_V") or (GPU_BLOCK_V if on_gpu else INTERP_BLOCK_V)
@@ -101,10 +103,16 @@ def stats_tile(vocab: int, on_gpu: bool, sample: bool, cc: int = DEFAULT_CC, tru
     tiles = -(-vocab // block_v)
     maxnreg = None
     if on_gpu:
-        greedy = GREEDY_PRIOR_MAXNREG if prior else GREEDY_MAXNREG
-        maxnreg = SAMPLE_MAXNREG if sample or truncate else greedy[90 if cc >= 90 else 80]
+        maxnreg = register_cap(90 if cc >= 90 else 80, sample or truncate, heavy, prior, cfg)
     return StatsConfig(block_v=block_v, num_warps=warps, nsplit=1, tiles_per_split=tiles, maxnreg=maxnreg,
                        block_t=block_t, trunc_e=trunc_e)
+
+
+def register_cap(cc: int, sample: bool, heavy: bool, prior: bool, cfg: bool) -> int:
+    """The stats kernels' register cap on target cc (see the caps above). heavy: margin / entropy score."""
+    if sample:
+        return SAMPLE_HEAVY_CFG_MAXNREG[cc] if heavy and cfg else SAMPLE_MAXNREG
+    return GREEDY_HEAVY_MAXNREG[cc] if heavy or prior else GREEDY_MAXNREG[cc]
 
 
 def split(cfg: StatsConfig, vocab: int, programs: int, slots: int) -> StatsConfig:

@@ -115,7 +115,7 @@ def stats_args(logits, x, uncond_logits, a: StatsArgs, cc=None):
     tail = [a.mask_id, inv_t, launch.fp32(a.cfg_scale + 1.0), sp, n_sp, seed_v, seed_stride, step_v, *prior,
             int(a.top_k), launch.fp32(a.top_p)]
     cfg = config.stats_tile(v, config.on_gpu(dev), a.temperature > 0, config.capability(dev, cc), topk or topp,
-                             prior_mode != 0, uncond_logits is not None)
+                             prior_mode != 0, uncond_logits is not None, a.score in ("margin", "entropy"))
     meta = dict(HAS_CFG=uncond_logits is not None, SAMPLE=a.temperature > 0, SCALE_T=a.score_temperature == "sampling",
                 MODE=MODES[a.score], SEED_MODE=seed_mode, STEP_PTR=step_ptr, PACKED=packed(logits, u), PRIOR=prior_mode,
                 TOPK=topk, TOPP=topp, TRUNC=topk or topp, BLOCK=cfg.block_v, TR=cfg.block_t // cfg.trunc_e,
