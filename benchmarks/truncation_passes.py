@@ -50,6 +50,7 @@ def count_passes(logits, **kw) -> tuple[list[int], bool]:
         return orig(*args, **kwargs)
 
     InterpretedFunction.rewritten_fn[fn.fn] = counted
+    os.environ["WARMKERN_TRITON_SPLIT"] = "1"  # one program per position (split programs each search the row)
     per_position = []
     try:
         for g in range(logits.shape[1]):
@@ -59,6 +60,7 @@ def count_passes(logits, **kw) -> tuple[list[int], bool]:
             per_position.append(len(calls))
     finally:
         InterpretedFunction.rewritten_fn[fn.fn] = orig
+        del os.environ["WARMKERN_TRITON_SPLIT"]
     x = torch.full(logits.shape[:2], kw["mask_id"], dtype=torch.int64)
     got = wt.token_stats(logits, x, **kw)
     want = reference.token_stats(logits, x, **kw)

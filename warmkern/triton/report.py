@@ -24,8 +24,9 @@ LLADA = {"V": 126464, "G": 256, "D": 4096, "lo": 64, "hi": 96, "mask_id": 126336
 BATCHES = (1, 16, 64)
 CCS = (80, 90)
 TEMPERATURE = 0.7
-# Bracket passes the truncation search is modelled with: one full pass, then narrow ones. Measured in the
-# interpreter on synthetic bf16 rows at V = 126464 (`benchmarks/truncation_passes.py`): 2-5 per position.
+# Bracket passes the truncation search is modelled with: one full pass, then narrow ones. Counted on the
+# interpreted kernel at V = 126464 (`benchmarks/truncation_passes.py`): 5 on model-like rows, so 3 is
+# optimistic by two narrow passes (RESULTS.md §2 says so next to the numbers it produced).
 BRACKET_PASSES = 3
 
 

@@ -11,7 +11,8 @@ per tile). With truncation (top_k / top_p) the program first finds the position'
 (one compare per entry). On the split path each program stores its partial state and the
 position's last program (atomic counter) merges them with a fixed tree, so the result does not
 depend on which program finishes last. Passes over the logits: 1, or 2 + the bracket passes with
-truncation, plus one more in the rare case of a +inf score-softmax entry (to count them).
+truncation (7 on model-like rows at LLaDA's vocabulary: `truncate`), plus one more in the rare case of a
++inf score-softmax entry (to count them).
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def token_stats(logits, x, *, uncond_logits=None, mask_id, temperature=0.0, scor
                 suppress_ids=(), pick_suppress_ids=(), score_suppress_ids=(), cfg_scale=0.0, seed=0, row_seeds=None,
                 step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None, prior_bias=None):
     """Triton token_stats (the reference's signature): one launch. Passes over the logits per position:
-    1, or 2 + the truncation search's bracket passes with top_k / top_p (see `truncate`)."""
+    1, or 2 + the truncation search's bracket passes with top_k / top_p (7 on model-like rows; see `truncate`)."""
     b, g, _ = logits.shape
     if b * g == 0:
         return tuple(torch.empty((b, g), dtype=dt, device=logits.device)
