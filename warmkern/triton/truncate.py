@@ -17,8 +17,9 @@ monotone (true below the cutoff, false above), so the cutoff is found by bracket
 Each pass reads the row again (from L2: a 253 KB bf16 row at LLaDA's vocabulary). Passes over the logits
 per position: 1 + b + 1 (pass 0, b bracket passes, the main pass). b, counted on this kernel at V = 126464
 (`benchmarks/truncation_passes.py`): 5 on model-like rows (log-Zipf head over noise) for top_p = 0.95 and
-for top_k = 50, i.e. 7 passes; each pass divides the bracket's value range by NT or collapses it onto its
-data, so b grows with log_NT(range / bf16 spacing at the cutoff). The mass is summed per lane
+for top_k = 50, i.e. 7 passes; 4-5 on Gaussian rows, 1-4 on evenly spread values. Each pass divides the
+bracket's value range by NT or collapses it onto its data, so b grows with log_NT(range / bf16 spacing
+at the cutoff). The mass is summed per lane
 in fp32, in another order than the reference's cumsum, so the kept set can differ only where a tail
 mass lies within fp32 rounding of top_p * sum (tests/parity.py). No sort, no [B, G, V] temporary.
 On the split path every program of a position searches the whole row (redundantly, from L2) and then
