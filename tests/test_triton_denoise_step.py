@@ -6,7 +6,7 @@ import pytest
 import torch
 from parity import assert_selection_match, near_boundary
 
-from warmkern import launches, ops, reference
+from warmkern import launches, ops, reference, rng
 from warmkern import triton as wt
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -19,9 +19,13 @@ CASES = [  # (id, split, select rule, remask, stats options)
      dict(score="margin", temperature=0.8)),
     ("entropy-factor-cfg", "2", dict(factor=1.0), {}, dict(score="entropy", cfg=True)),
     ("random-topk-remask-ids", "1", dict(k=torch.tensor([1, 4])), dict(remask_threshold=0.5),
-     dict(score="random", temperature=0.5, suppress_ids=(3, 4), demote_ids=(7,))),
+     dict(score="random", temperature=0.5, suppress_ids=(3, 4), pick_suppress_ids=(7,), score_suppress_ids=(9,))),
     ("scaled-factor-remask-dream", None, dict(factor=0.6), dict(remask_threshold=0.4),
      dict(score="prob", temperature=1.3, score_temperature="sampling", dream=True)),
+    ("dream-topp-topk-alg-temp", "2", dict(k=torch.tensor([2, 1]), alg_temp=0.5), {},
+     dict(score="entropy", temperature=0.4, top_p=0.95, top_k=20)),
+    ("prior-threshold-remask", "1", dict(threshold=0.4), dict(remask_threshold=0.3),
+     dict(score="prob", prior=True, top_k=9)),
 ]
 
 
@@ -32,6 +36,9 @@ def step_inputs(gen, opts):
     else:
         logits = (torch.randn(B, G, V, generator=gen) * 2).to(torch.bfloat16)
     logits[1, 5] = float("nan")  # a dead position
+    if opts.pop("prior", False):
+        opts["prior_ids"] = torch.randint(-1, V, (B, G), generator=gen)
+        opts["prior_bias"] = torch.tensor([1.0, 3.0])
     if opts.pop("cfg", False):
         opts["uncond_logits"] = torch.randn(B, G, V, generator=gen).to(logits.dtype)
         opts["cfg_scale"] = 0.8
@@ -41,12 +48,16 @@ def step_inputs(gen, opts):
 def gpu_allowed(logits, x, prov, lo, hi, step, kw):
     """Positions a GPU step may select differently (tests/parity.py, GPU contract): reference scores or
     p_cur within RTOL of a decision boundary."""
-    stats_kw = {k: v for k, v in kw.items() if k not in ("k", "threshold", "factor", "remask_threshold", "remask_max")}
+    rule = ("k", "threshold", "factor", "remask_threshold", "remask_max", "alg_temp")
+    stats_kw = {k: v for k, v in kw.items() if k not in rule}
     x0, sc, pc = reference.token_stats(logits, x, mask_id=MASK, seed=11, step=step, **stats_kw)
     pos = torch.arange(G)
     win = (pos >= lo[:, None]) & (pos < hi[:, None])
     elig = (x == MASK) & (x0 != MASK) & win
-    allowed = near_boundary(sc, elig, kw.get("threshold"))
+    order = sc
+    if kw.get("alg_temp"):  # the order is that of the alg_temp keys: their boundaries count
+        order = reference.alg_temp_keys(sc, kw["alg_temp"], rng.row_seeds(11, x.shape[0]), step)
+    allowed = near_boundary(order, elig, kw.get("threshold"))
     if kw.get("factor") is not None:
         allowed |= elig  # the factor rule compares each score with rank-dependent bounds: any may flip
     if kw.get("remask_threshold") is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import random
+import threading
 
 import pytest
 import torch
@@ -38,7 +39,8 @@ def all_launchers(logits, x, prov):
     keep = torch.ones(B, G, dtype=torch.bool, device=DEV)
     wt.warm_embed(w, x, x.clone(), keep, mask_id=MASK, alpha=rows(1, 1).float() * 0.5)
     x0, sc, pc = wt.token_stats(logits, x, mask_id=MASK, temperature=0.5, seed=1, step=2)
-    wt.select(sc, x0, pc, x.clone(), prov.clone(), mask_id=MASK, lo=rows(0, 1), hi=rows(G, 4), k=rows(2, 1))
+    wt.select(sc, x0, pc, x.clone(), prov.clone(), mask_id=MASK, lo=rows(0, 1), hi=rows(G, 4), k=rows(2, 1),
+              alg_temp=0.5)
     wt.denoise_step(logits, x.clone(), prov.clone(), mask_id=MASK, lo=rows(0, 1), hi=rows(G, 4), k=rows(2, 1))
 
 
@@ -153,13 +155,18 @@ def _count_syncs_and_allocations(monkeypatch, fn) -> tuple[int, list[str]]:
     return syncs[0], mode.ops
 
 
-def test_warm_launches_are_capture_safe(monkeypatch):
-    """Item 3: with tensor seed/step and a warm workspace, no host sync and no allocation but the outputs."""
+@pytest.mark.parametrize("extras", ["plain", "truncation+prior"])
+def test_warm_launches_are_capture_safe(monkeypatch, extras):
+    """Item 3: with tensor seed/step and a warm workspace, no host sync and no allocation but the outputs
+    (also with the truncation search, the prior and per-row seeds)."""
     monkeypatch.setenv("WARMKERN_TRITON_SPLIT", "2")
     logits, x, prov = inputs(2)
     seed, step = rows(7)[0], rows(3)[0]
     lo, hi, k = rows(0, 1), rows(G, 5), rows(2, 2)
-    kw = dict(mask_id=MASK, temperature=0.7, score="margin", seed=seed, step=step)
+    kw = dict(mask_id=MASK, temperature=0.7, score="margin", row_seeds=seed, step_tensor=step)
+    if extras != "plain":
+        kw.update(row_seeds=rows(7, 8), top_k=9, top_p=0.9, prior_ids=x.clone(),
+                  prior_bias=torch.tensor([1.0, 2.0], device=DEV), pick_suppress_ids=(5,), score_suppress_ids=(6,))
     wt.token_stats(logits, x, **kw)
     wt.denoise_step(logits, x.clone(), prov.clone(), lo=lo, hi=hi, k=k, **kw)  # warm-up: workspace + id lists
     n, ops = _count_syncs_and_allocations(monkeypatch, lambda: wt.token_stats(logits, x, **kw))
@@ -176,7 +183,8 @@ def test_ops_with_check_values_false_is_capture_safe(monkeypatch):
     from warmkern import ops
 
     logits, x, prov = inputs(8)
-    kw = dict(mask_id=MASK, lo=rows(0, 1), hi=rows(G, 5), k=rows(2, 2), temperature=0.5, seed=3, step=1,
+    kw = dict(mask_id=MASK, lo=rows(0, 1), hi=rows(G, 5), k=rows(2, 2), temperature=0.5, seed=rows(3, 4),
+              step=rows(1)[0], top_p=0.9, alg_temp=0.3, prior_ids=x.clone(), prior_bias=torch.ones(B, device=DEV),
               backend="triton", check_values=False)
     ops.denoise_step(logits, x.clone(), prov.clone(), **kw)
     xs, ps = x.clone(), prov.clone()
@@ -189,8 +197,9 @@ def test_tensor_seed_and_step_draw_what_ints_draw():
     for score in ("prob", "random"):
         kw = dict(mask_id=MASK, temperature=0.9, score=score)
         want = wt.token_stats(logits, x, seed=1234, step=5, **kw)
-        got = wt.token_stats(logits, x, seed=rows(1234)[0], step=rows(5)[0], **kw)
-        assert all(torch.equal(a, b) for a, b in zip(got, want))
+        for seeds in (rows(1234)[0], rows(1234), rows(1234, 1234)):
+            got = wt.token_stats(logits, x, row_seeds=seeds, step_tensor=rows(5)[0], **kw)
+            assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 
 def test_advancing_a_step_tensor_in_place_is_like_passing_the_new_step():
@@ -198,9 +207,9 @@ def test_advancing_a_step_tensor_in_place_is_like_passing_the_new_step():
     logits, x, _ = inputs(4)
     step = rows(0)[0]
     kw = dict(mask_id=MASK, temperature=1.0, seed=9)
-    first = wt.token_stats(logits, x, step=step, **kw)
+    first = wt.token_stats(logits, x, step_tensor=step, **kw)
     step.fill_(6)
-    again = wt.token_stats(logits, x, step=step, **kw)
+    again = wt.token_stats(logits, x, step_tensor=step, **kw)
     assert torch.equal(again[0], wt.token_stats(logits, x, step=6, **kw)[0])
     assert not torch.equal(again[0], first[0])
 
@@ -212,7 +221,7 @@ def test_per_row_seeds_make_each_row_its_own_batch_of_one():
     seeds = rows(11, 12345)
     for score in ("prob", "random"):
         kw = dict(mask_id=MASK, temperature=0.8, score=score, step=4)
-        got = wt.token_stats(logits, x, seed=seeds, **kw)
+        got = wt.token_stats(logits, x, row_seeds=seeds, **kw)
         for b in range(B):
             alone = reference.token_stats(logits[b : b + 1].cpu(), x[b : b + 1].cpu(), seed=int(seeds[b]), **kw)
             assert torch.equal(got[0][b].cpu(), alone[0][0])
@@ -221,10 +230,10 @@ def test_per_row_seeds_make_each_row_its_own_batch_of_one():
 
 def test_bad_seed_or_step_tensor_is_named():
     logits, x, _ = inputs(6)
-    with pytest.raises(ValueError, match="seed: expected"):
-        wt.token_stats(logits, x, mask_id=MASK, seed=torch.zeros(3, dtype=torch.int64, device=DEV))
-    with pytest.raises(ValueError, match="step: expected"):
-        wt.token_stats(logits, x, mask_id=MASK, step=torch.zeros(1, dtype=torch.int32, device=DEV))
+    with pytest.raises(ValueError, match="row_seeds: expected"):
+        wt.token_stats(logits, x, mask_id=MASK, row_seeds=torch.zeros(3, dtype=torch.int64, device=DEV))
+    with pytest.raises(ValueError, match="step_tensor: expected"):
+        wt.token_stats(logits, x, mask_id=MASK, step_tensor=torch.zeros(1, dtype=torch.int32, device=DEV))
 
 
 def _permuted(monkeypatch, order: str):
@@ -245,12 +254,18 @@ def _permuted(monkeypatch, order: str):
 
 @pytest.mark.skipif(DEV != "cpu", reason="permutes the interpreter's program loop")
 @pytest.mark.parametrize("order", ["reverse", "shuffled"])
-def test_merges_do_not_depend_on_program_order(order, monkeypatch):
+@pytest.mark.parametrize("truncation", [False, True])
+def test_merges_do_not_depend_on_program_order(order, truncation, monkeypatch):
+    """Also with truncation: every split program searches the cutoff on its own, then merges as usual."""
     monkeypatch.setenv("WARMKERN_TRITON_SPLIT", "3")
     monkeypatch.setenv("WARMKERN_TRITON_BLOCK_V", "64")
+    monkeypatch.setenv("WARMKERN_TRITON_BLOCK_T", "32")
     logits, x, prov = inputs(7)
     kw = dict(mask_id=MASK, temperature=0.6, score="entropy", seed=3, step=1)
     sel = dict(lo=rows(0, 1), hi=rows(G, 5), factor=1.0, remask_threshold=0.5)
+    if truncation:
+        kw.update(top_p=0.9, top_k=40, prior_ids=x.clone(), prior_bias=1.5)
+        sel = dict(lo=rows(0, 1), hi=rows(G, 5), k=rows(3, 2), alg_temp=0.7)
     want_stats = wt.token_stats(logits, x, **kw)
     xa, pa = x.clone(), prov.clone()
     want_counts = wt.denoise_step(logits, xa, pa, **sel, **kw)
@@ -261,3 +276,50 @@ def test_merges_do_not_depend_on_program_order(order, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(got_stats, want_stats))
     assert torch.equal(xb, xa) and torch.equal(pb, pa)
     assert all(torch.equal(a, b) for a, b in zip(got_counts, want_counts))
+
+
+def _step_in_threads(jobs: list, n_threads: int) -> list:
+    """Run each job (a no-argument callable) on its own thread, all started together; their results."""
+    results: list = [None] * len(jobs)
+    errors: list = []
+    start = threading.Barrier(n_threads)
+
+    def work(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = jobs[i]()
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.skipif(DEV != "cpu", reason="the interpreter's lock; on a GPU each stream has its own workspace")
+def test_concurrent_threads_get_what_sequential_calls_get(monkeypatch):
+    """Issue 12.15: denoise_step from two Python threads gave wrong results (shared counters and the
+    interpreter's grid state: InterpreterErrors without the lock). Split positions use the counters."""
+    monkeypatch.setenv("WARMKERN_TRITON_SPLIT", "3")
+    monkeypatch.setenv("WARMKERN_TRITON_BLOCK_V", "64")
+
+    def job(seed: int):
+        def run():
+            logits, x, prov = inputs(seed)
+            out = []
+            for step in range(1):
+                n = wt.denoise_step(logits, x, prov, mask_id=MASK, lo=rows(0, 1), hi=rows(G, 5), k=rows(2, 1),
+                                    temperature=0.8, score="margin", seed=seed, step=step)
+                out.append((x.clone(), prov.clone(), *n))
+            return out
+        return run
+
+    want = [job(s)() for s in (20, 21)]
+    got = _step_in_threads([job(20), job(21)], 2)
+    for w, g in zip(want, got):
+        for a, b in zip(w, g):
+            assert all(torch.equal(u, v) for u, v in zip(a, b))

@@ -8,7 +8,16 @@ import triton
 import triton.language as tl
 
 from warmkern import rng
-from warmkern.triton.common import from_orderable, orderable, position_uniform, uniform_from_word, vocab_gumbel
+from warmkern.triton.common import (
+    entry_gumbel,
+    from_orderable,
+    orderable,
+    position_gumbel,
+    position_uniform,
+    to_f32,
+    uniform_from_word,
+    vocab_gumbel,
+)
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 SEEDS = [(0, 0), (12345, 7), (2**40 + 5, 2**32 - 1), (2**63 - 1, 3)]
@@ -36,6 +45,21 @@ def _noise_kernel(gum, uni, seed, step, V, groups, BLOCK: tl.constexpr):
         offs = vs + tl.arange(0, BLOCK)
         tl.store(gum + r * V + offs, vocab_gumbel(seed, step, 0, r, groups, vs, BLOCK), mask=offs < V)
     tl.store(uni + r, position_uniform(seed, step, 1, r))
+
+
+@triton.jit
+def _single_kernel(ent, pos, seed, step, V, groups):
+    """entry_gumbel one entry at a time (the special ids after the loop) and position_gumbel (alg_temp)."""
+    r = tl.program_id(0)
+    for v in range(0, V):
+        tl.store(ent + r * V + v, entry_gumbel(tl.to_tensor(seed).to(tl.int64), step, 0, r, groups, v))
+    tl.store(pos + r, position_gumbel(tl.to_tensor(seed).to(tl.int64), step, 3, r))
+
+
+@triton.jit
+def _f32_kernel(inp, out, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tl.store(out + i, to_f32(tl.load(inp + i)))
 
 
 @triton.jit
@@ -77,9 +101,30 @@ def test_gumbel_and_position_uniforms_match_rng(seed, step):
     gum = torch.empty(rows, v, device=DEV)
     uni = torch.empty(rows, device=DEV)
     _noise_kernel[(rows,)](gum, uni, seed, step, v, (v + 3) // 4, BLOCK=32)
-    assert torch.equal(uni.cpu(), rng.position_uniforms(seed, step, rng.STREAM_RANDOM_SCORE, rows))
+    assert torch.equal(uni.cpu(), rng.position_uniforms(seed, step, rng.STREAM_RANDOM_SCORE, rows)[0])
     # same words and formula; only log's last ulp may differ between numpy/libdevice and torch
-    torch.testing.assert_close(gum.cpu(), rng.gumbel_noise(seed, step, rows, v), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gum.cpu(), rng.gumbel_noise(seed, step, rows, v)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_single_entry_and_position_gumbels_match_rng():
+    """The after-loop draws: one vocabulary entry's lane of its Philox group, and one per position (stream 3)."""
+    rows, v, seed, step = 2, 11, 2**40 + 5, 9
+    ent = torch.empty(rows, v, device=DEV)
+    pos = torch.empty(rows, device=DEV)
+    _single_kernel[(rows,)](ent, pos, seed, step, v, (v + 3) // 4)
+    torch.testing.assert_close(ent.cpu(), rng.gumbel_noise(seed, step, rows, v)[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(pos.cpu(), rng.position_gumbels(seed, step, rng.STREAM_ALG_TEMP, rows)[0], rtol=1e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+def test_to_f32_keeps_subnormals(dtype):
+    """Issue 12.6: the interpreter's bf16 -> fp32 conversion flushes subnormals (1e-40 vs 2e-40 became ties)."""
+    vals = torch.tensor([1e-40, 2e-40, -3e-39, 1e-45, 0.0, -0.0, 1.5, float("inf"), float("-inf"), 6e-8, 1e-5,
+                         65504.0, -2.0, 3.0, 0.25, 7.0]).to(dtype)
+    out = torch.empty(16, device=DEV)
+    _f32_kernel[(1,)](vals.to(DEV), out, N=16)
+    assert torch.equal(out.cpu(), vals.float())
 
 
 def test_orderable_keys_follow_the_spec_order():

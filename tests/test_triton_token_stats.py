@@ -26,7 +26,9 @@ FACTORS = {
     "score": ["prob", "margin", "entropy", "random"],
     "temp": ["greedy", "sampled", "sampled+scaled"],  # T=0 / T>0 / T>0 with score_temperature sampling
     "cfg": [False, True],
-    "ids": [False, True],  # suppress + demote ids
+    "ids": [False, True],  # suppress + pick-suppress + score-suppress ids
+    "trunc": ["none", "top-k", "top-p", "both"],  # Dream's truncation (the cutoff search before the pass)
+    "prior": [False, True],  # the draft prior (bias on one id per position)
     "layout": ["contiguous", "padded", "dream"],  # padded: strided rows; dream: logits_full[:, P-1:P+G-1]
     "split": ["1", "3", "auto-split", "auto-whole"],  # forced NSPLIT, or chosen from B*G
     "vocab": ["multi-tile", "one-tile"],
@@ -105,16 +107,27 @@ def test_token_stats_parity(case, monkeypatch):
     if case["ids"]:
         x[0, 1] = 11  # the current token is suppressed: p_cur must be 0
         kw["suppress_ids"] = (11, 12, v - 1)
-        kw["demote_ids"] = (int(reference.token_stats(logits, x, **kw)[0][1, 0]), 5)  # demote a real x0
+        best = int(reference.token_stats(logits, x, **kw)[0][1, 0])
+        kw["pick_suppress_ids"] = (best, 5)  # a real x0 leaves the pick (it stays in the softmax)
+        kw["score_suppress_ids"] = (int(x[1, 1]), 5, 12)  # the current token leaves the softmax: p_cur 0
+    if case["trunc"] in ("top-k", "both"):
+        kw["top_k"] = 7
+    if case["trunc"] in ("top-p", "both"):
+        kw["top_p"] = 0.8
+    if case["prior"]:
+        kw["prior_ids"] = torch.randint(-1, v, (b, g), generator=gen).to(DEV)
+        kw["prior_ids"][0, 0] = mask_id  # the bias reaches a special id too
+        kw["prior_bias"] = torch.tensor([2.0, -0.5]).to(DEV)
     launches.reset()
     got = wt.token_stats(logits, x, **kw)
     assert launches.snapshot() == {"token_stats": 1}
     want = reference.token_stats(logits, x, **kw)
+    extra = {n: kw[n] for n in ("top_k", "top_p", "prior_ids", "prior_bias") if n in kw}
     assert_stats_match(got, want, logits=logits, temperature=kw.get("temperature", 0.0), seed=1234, step=3,
                        suppress_ids=kw.get("suppress_ids", ()), uncond_logits=kw.get("uncond_logits"),
-                       cfg_scale=kw.get("cfg_scale", 0.0))
+                       cfg_scale=kw.get("cfg_scale", 0.0), **extra)
     if case["ids"]:
-        assert got[2][0, 1] == 0 and got[1][1, 0] == float("-inf")
+        assert got[2][0, 1] == 0 and got[2][1, 1] == 0 and got[0][1, 0] != kw["pick_suppress_ids"][0]
 
 
 def test_split_paths_agree_exactly_enough(monkeypatch):

@@ -8,6 +8,7 @@ after validating once (the sampler does).
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -279,9 +280,18 @@ def _check_float_arg(arg: Arg, value: object, ctx: _Ctx) -> float | None:
     if value is None and arg.default is None:
         return None
     v = check_float(arg.name, value, lo=arg.opt("lo"), hi=arg.opt("hi"))
-    if arg.opt("finite_inverse") and v > 0 and not math.isfinite(float(torch.tensor(1.0 / v, dtype=torch.float32))):
+    if arg.opt("finite_inverse") and v > 0 and not _fp32_finite(1.0 / v):
         _fail(arg.name, "0 or a value whose fp32 inverse is finite (>= ~2.9e-39)", v)
     return v
+
+
+def _fp32_finite(x: float) -> bool:
+    """Whether x rounds to a finite fp32, in plain Python (no tensor: check_values=False stays free of
+    host syncs and allocations). struct rounds to nearest-even (raising or giving inf on overflow)."""
+    try:
+        return math.isfinite(struct.unpack("f", struct.pack("f", x))[0])
+    except OverflowError:
+        return False
 
 
 def _check_int_arg(arg: Arg, value: object, ctx: _Ctx) -> int | None:

@@ -5,8 +5,11 @@ operation, in fp32, so the interpreter reproduces the reference bit for bit and 
 only as `fastmath` documents.
 
 Seeds and steps reach the kernels as a Python int or as a device int64 tensor (so a CUDA graph can
-replay a step with an advancing step / new seeds): SEED_MODE 0 = int, 1 = 0-d tensor, 2 = one seed
-per batch row ([B] tensor); STEP_PTR says whether `step` is a pointer to a 0-d tensor.
+replay a step with an advancing step / new seeds): SEED_MODE 0 = one int for every row, 1 = per-row
+seeds `row_seeds[b * seed_stride]` (stride 0 for one seed tensor shared by every row); STEP_PTR says
+whether `step` is a pointer to a 0-d tensor. Counter layout (rng.py): key = the row's seed, counter
+n = g * ceil(V/4) + v // 4 (lane v % 4) for vocabulary draws, n = g for per-position draws, c2 = step,
+c3 = stream; never the batch index.
 """
 
 from __future__ import annotations
@@ -24,28 +27,29 @@ THIRD = tl.constexpr(0.3333333432674408)  # fp32(1/3), what torch multiplies by
 
 
 @triton.jit
-def noise_key(seed, step, b, g, G, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr):
-    """(Philox key, counter row, step) of position (b, g).
-
-    Today's counter layout keys a position by row = b*G + g under one seed (SEED_MODE 0/1). A [B]
-    seed tensor (SEED_MODE 2) already uses the row-independent layout of the per-row-seed spec:
-    key = seed[b], row = g, so a row draws what a batch of one with that seed draws. Switching modes
-    0/1 to that layout is the one line `row = g` below.
-    """
+def noise_key(seed, seed_stride, step, b, g, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr):
+    """(Philox key, counter row, step) of position (b, g): key = row b's seed, row = g (never b), so a
+    row draws what a batch of one with its seed draws."""
     if SEED_MODE == 0:
-        key = seed.to(tl.int64)
-        row = b.to(tl.int64) * G + g
-    elif SEED_MODE == 1:
-        key = tl.load(seed)
-        row = b.to(tl.int64) * G + g
+        key = tl.to_tensor(seed).to(tl.int64)
     else:
-        key = tl.load(seed + b)
-        row = g.to(tl.int64)
+        key = tl.load(seed + b.to(tl.int64) * seed_stride)
+    row = tl.to_tensor(g).to(tl.int64)
     if STEP_PTR:
         st = tl.load(step)
     else:
-        st = step.to(tl.int64)
+        st = tl.to_tensor(step).to(tl.int64)
     return key, row, st
+
+
+@triton.jit
+def to_f32(x):
+    """fp32 value of a loaded logit. bf16 goes through its bits (exact, subnormals included: the
+    interpreter's bf16 -> fp32 conversion flushes them, which dropped 1e-40 vs 2e-40 rows)."""
+    if x.dtype == tl.bfloat16:
+        return (x.to(tl.int16, bitcast=True).to(tl.int32) << 16).to(tl.float32, bitcast=True)
+    else:
+        return x.to(tl.float32)
 
 
 @triton.jit
@@ -87,6 +91,26 @@ def vocab_gumbel(key, step, stream, row, groups, vstart, BLOCK: tl.constexpr):
     w0, w1, w2, w3 = philox_words(opaque(key), row, groups, vstart // 4, step, stream, BLOCK // 4)
     words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK])
     return gumbel_from_uniform(uniform_from_word(words))
+
+
+@triton.jit
+def entry_gumbel(key, step, stream, row, groups, v):
+    """Gumbel noise of one vocabulary entry v (scalar) of counter row `row` (the lane v % 4 of its group)."""
+    n = tl.to_tensor(row).to(tl.int64) * groups + v // 4
+    c0 = (n & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (n >> 32).to(tl.uint32)
+    c2 = (n * 0 + step).to(tl.uint32)
+    c3 = (n * 0 + stream).to(tl.uint32)
+    w0, w1, w2, w3 = tl.philox(opaque(key), c0, c1, c2, c3)
+    lane = v % 4
+    w = tl.where(lane == 0, w0, tl.where(lane == 1, w1, tl.where(lane == 2, w2, w3)))
+    return gumbel_from_uniform(uniform_from_word(w))
+
+
+@triton.jit
+def position_gumbel(key, step, stream, row):
+    """rng.position_gumbels for positions `row` (stream 3: Dream's alg_temp selection)."""
+    return gumbel_from_uniform(position_uniform(key, step, stream, row))
 
 
 @triton.jit

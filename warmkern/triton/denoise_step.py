@@ -20,17 +20,19 @@ from warmkern.triton import config, launch, workspace
 from warmkern.triton.select import rule_args, select_row
 from warmkern.triton.stats import NFIELDS
 from warmkern.triton.stats_pass import position_stats
-from warmkern.triton.token_stats import Plan, stats_args
+from warmkern.triton.token_stats import Plan, StatsArgs, stats_args
 
 
 @triton.jit
 def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, G, V, nsplit, tiles_per_split,
-                        mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
-                        bcnt_ptr, W, ix_ptr, kx_ptr, sc_ptr, pc_ptr, prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr,
-                        k_ptr, threshold, factor, rth, rmax, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
+                        mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b, bias_ptr,
+                        spr_bias, top_k, top_p, part_ptr, cnt_ptr, bcnt_ptr, W, ix_ptr, kx_ptr, sc_ptr, pc_ptr,
+                        prov_ptr, sv_b, nt_ptr, nr_ptr, lo_ptr, hi_ptr, k_ptr, threshold, factor, rth, rmax, inv_alg,
+                        sel_seed, sel_seed_stride, sel_step, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
                         SCALE_T: tl.constexpr, MODE: tl.constexpr, SEED_MODE: tl.constexpr, STEP_PTR: tl.constexpr,
-                        PACKED: tl.constexpr, BLOCK: tl.constexpr, MAX_SPLIT: tl.constexpr, RULE: tl.constexpr,
-                        REMASK: tl.constexpr):
+                        PACKED: tl.constexpr, PRIOR: tl.constexpr, TOPK: tl.constexpr, TOPP: tl.constexpr,
+                        TRUNC: tl.constexpr, BLOCK: tl.constexpr, TR: tl.constexpr, TE: tl.constexpr,
+                        MAX_SPLIT: tl.constexpr, RULE: tl.constexpr, REMASK: tl.constexpr, ALG: tl.constexpr):
     pid = tl.program_id(0)
     split = pid % nsplit
     b = pid // nsplit // W
@@ -41,9 +43,10 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
     base = b * G  # int32 (B*G < 2^31): one register live across the loops, not two
     for g in range(lo + w, hi, W):
         done, x0, sc, p_cur = position_stats(
-            logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, G, V, split, nsplit, tiles_per_split,
-            mask_id, mask_sup, inv_t, cfg1, sp_ptr, n_sp, dem_ptr, n_dem, seed, step, part_ptr, cnt_ptr,
-            HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, BLOCK, MAX_SPLIT)
+            logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, V, split, nsplit, tiles_per_split,
+            mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b, bias_ptr, spr_bias, top_k,
+            top_p, part_ptr, cnt_ptr, G, HAS_CFG, SAMPLE, SCALE_T, MODE, SEED_MODE, STEP_PTR, PACKED, PRIOR, TOPK,
+            TOPP, TRUNC, BLOCK, TR, TE, MAX_SPLIT)
         if done:
             tl.store(ix_ptr + base + g, x0)
             tl.store(sc_ptr + base + g, sc)
@@ -54,20 +57,26 @@ def denoise_step_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, s
                 row_last = True
     if row_last:
         select_row(b, lo, hi, G, sc_ptr, G, ix_ptr, G, pc_ptr, G, x_ptr, sx_b, prov_ptr, sv_b, kx_ptr, nt_ptr, nr_ptr,
-                   mask_id, k_ptr, threshold, factor, rth, rmax, RULE, REMASK)
+                   mask_id, k_ptr, threshold, factor, rth, rmax, inv_alg, sel_seed, sel_seed_stride, sel_step, RULE,
+                   REMASK, ALG, SEED_MODE, STEP_PTR)
 
 
-def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None, remask_threshold=None,
-         remask_max=None, temperature=0.0, score="prob", score_temperature="none", suppress_ids=(), demote_ids=(),
-         uncond_logits=None, cfg_scale=0.0, seed=0, step=0, slots_fn=launch.slots, cc=None) -> Plan:
+RULE_KW = ("k", "threshold", "factor", "remask_threshold", "remask_max", "alg_temp")
+
+
+def plan(logits, x, provisional, *, lo, hi, uncond_logits=None, slots_fn=launch.slots, cc=None, **kw) -> Plan:
     """The denoise_step launch for these inputs (split sized from the kernel's real occupancy; `cc`: the
-    target a meta-tensor plan is made for, else the device's)."""
+    target a meta-tensor plan is made for, else the device's). `kw`: the selection rule (RULE_KW) and
+    token_stats' arguments (StatsArgs)."""
     b, g, v = logits.shape
     dev = logits.device
-    cfg, head, tail, meta = stats_args(logits, x, uncond_logits, mask_id, temperature, score, score_temperature,
-                                       suppress_ids, demote_ids, cfg_scale, seed, step, cc)
-    rtail, rmeta = rule_args(g, k, threshold, factor, remask_threshold, remask_max, lo)
-    meta = {**meta, **rmeta}
+    rule = {n: kw.pop(n, None) for n in RULE_KW}
+    a = StatsArgs(**kw)
+    cfg, head, tail, meta = stats_args(logits, x, uncond_logits, a, cc)
+    rtail, rmeta = rule_args(b, g, rule["k"], rule["threshold"], rule["factor"], rule["remask_threshold"],
+                             rule["remask_max"], lo, rule["alg_temp"] or 0.0, a.seed, a.row_seeds, a.step,
+                             a.step_tensor, dev)
+    meta = {**meta, "RULE": rmeta["RULE"], "REMASK": rmeta["REMASK"], "ALG": rmeta["ALG"]}
     win = config.window(g)
     nt = torch.empty((b,), dtype=torch.int64, device=dev)  # every row's selecting program writes its counts
     nr = torch.empty((b,), dtype=torch.int64, device=dev)
@@ -85,18 +94,26 @@ def plan(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, fac
     return Plan(denoise_step_kernel, (b * win * cfg.nsplit,), args_for(cfg), meta, cfg, (nt, nr))
 
 
-def denoise_step(logits, x, provisional, *, mask_id, lo, hi, k=None, threshold=None, factor=None,
-                 remask_threshold=None, remask_max=None, temperature=0.0, score="prob", score_temperature="none",
-                 suppress_ids=(), demote_ids=(), uncond_logits=None, cfg_scale=0.0, seed=0, step=0):
-    """Triton denoise_step (reference signature; seed/step may also be device int64 tensors): one launch,
-    x / provisional updated in place."""
+def denoise_step(logits, x, provisional, *, uncond_logits=None, mask_id, lo, hi, k=None, threshold=None, factor=None,
+                 remask_threshold=None, remask_max=None, alg_temp=0.0, temperature=0.0, score="prob",
+                 score_temperature="none", suppress_ids=(), pick_suppress_ids=(), score_suppress_ids=(), cfg_scale=0.0,
+                 seed=0, row_seeds=None, step=0, step_tensor=None, top_k=0, top_p=1.0, prior_ids=None,
+                 prior_bias=None):
+    """Triton denoise_step (the reference's signature): one launch, x / provisional updated in place.
+    Passes over the logits per window position: 1, or 2 + the truncation search's bracket passes."""
     b, g, _ = logits.shape
     if b * g == 0:
         return (torch.zeros((b,), dtype=torch.int64, device=logits.device),
                 torch.zeros((b,), dtype=torch.int64, device=logits.device))
-    p = plan(logits, x, provisional, mask_id=mask_id, lo=lo, hi=hi, k=k, threshold=threshold, factor=factor,
-             remask_threshold=remask_threshold, remask_max=remask_max, temperature=temperature, score=score,
-             score_temperature=score_temperature, suppress_ids=suppress_ids, demote_ids=demote_ids,
-             uncond_logits=uncond_logits, cfg_scale=cfg_scale, seed=seed, step=step)
-    launch.run(p.kernel, p.grid, p.args, p.meta, device=logits.device, op="denoise_step")
+    if alg_temp > 0 and k is None:
+        raise ValueError(f"alg_temp: expected 0 unless the top-k rule (k) is used, got {alg_temp}")
+    with launch.serialised(logits.device):
+        p = plan(logits, x, provisional, lo=lo, hi=hi, uncond_logits=uncond_logits, k=k, threshold=threshold,
+                 factor=factor, remask_threshold=remask_threshold, remask_max=remask_max, alg_temp=alg_temp,
+                 mask_id=mask_id, temperature=temperature, score=score, score_temperature=score_temperature,
+                 suppress_ids=tuple(suppress_ids), pick_suppress_ids=tuple(pick_suppress_ids),
+                 score_suppress_ids=tuple(score_suppress_ids), cfg_scale=cfg_scale, seed=seed, row_seeds=row_seeds,
+                 step=step, step_tensor=step_tensor, top_k=top_k, top_p=top_p, prior_ids=prior_ids,
+                 prior_bias=prior_bias)
+        launch.run(p.kernel, p.grid, p.args, p.meta, device=logits.device, op="denoise_step")
     return p.outputs

@@ -21,6 +21,7 @@ class Gpu:
     max_warps_per_sm: int = 64
     max_blocks_per_sm: int = 32
     schedulers: int = 4  # warp schedulers per SM, one warp-instruction per clock each
+    l2_mb: float = 50.0  # L2 cache (the truncation search re-reads a row from it when the rows in use fit)
 
     @property
     def issue_rate(self) -> float:
@@ -33,10 +34,11 @@ class Gpu:
 # H200 datasheet (same GH100 SM array, 4.8 TB/s HBM3e). Clock: 1.755 GHz as issue 13 specifies (the
 # H100 PCIe boost clock, chipsandcheese "Nvidia's H100: Funny L2, and Tons of Bandwidth", 2023; the
 # SXM5 part boosts higher, so issue-bound times here are conservative). A100: datasheet (108 SMs,
-# 1.41 GHz boost, 1.555 TB/s on the 40 GB part, 164 KB shared memory per SM).
+# 1.41 GHz boost, 1.555 TB/s on the 40 GB part, 164 KB shared memory per SM). L2: 50 MB on GH100
+# (H100 / H200 datasheets), 40 MB on A100.
 H100 = Gpu("H100 SXM", 90, 132, 1.755, 3.35, 228 * 1024)
 H200 = Gpu("H200", 90, 132, 1.755, 4.8, 228 * 1024)
-A100 = Gpu("A100 40GB", 80, 108, 1.41, 1.555, 164 * 1024)
+A100 = Gpu("A100 40GB", 80, 108, 1.41, 1.555, 164 * 1024, l2_mb=40.0)
 BY_CC = {90: H100, 80: A100}
 
 # Occupancy rules (CUDA occupancy calculator, compute capability 8.x / 9.x): registers are allocated

@@ -3,8 +3,12 @@
 - Every launch runs under its tensors' device (`device_context`): Triton launches on the *current*
   device and that device's current stream, so logits on cuda:1 while cuda:0 is current would
   otherwise run on the wrong device.
-- `seed` / `step` may be Python ints or device int64 tensors (0-d; a seed may also be [B], one per
-  row), so a captured CUDA graph can be replayed with an advancing step: nothing is baked in.
+- `seed` / `step` are Python ints, or `row_seeds` ([B], 0-d or [1] int64: per-row seeds, a stride-0
+  view for one shared seed) and `step_tensor` (0-d int64) device tensors, so a captured CUDA graph can
+  be replayed with an advancing step: nothing is baked in.
+- In the interpreter (CPU tensors) launches are serialised by a lock: the interpreter's grid state
+  and the per-device workspace are shared by every Python thread (issue 12.15). On a GPU, launches
+  from several threads go to their streams' own workspaces and need no lock.
 - Device id lists are cached forever (no eviction: a captured graph keeps their addresses) and are
   created eagerly only: building one while a stream is captured would be a host-to-device copy.
 - No host sync, and no allocation but the outputs once the workspace is warm (tests count both).
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +28,7 @@ from warmkern.triton import config, hw
 
 _IDS: dict[tuple[tuple[int, ...], str, torch.device], torch.Tensor] = {}
 _SLOTS: dict[tuple, int] = {}
+INTERPRETER_LOCK = threading.RLock()  # one interpreted op at a time (plan + launch), see the module docstring
 
 
 def device_context(device: torch.device) -> contextlib.AbstractContextManager:
@@ -30,9 +36,14 @@ def device_context(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def serialised(device: torch.device) -> contextlib.AbstractContextManager:
+    """Held around an op's plan and launch: the interpreter lock on CPU tensors, nothing on a GPU."""
+    return INTERPRETER_LOCK if device.type == "cpu" else contextlib.nullcontext()
+
+
 def run(kernel, grid: tuple[int, ...], args: list, meta: dict, *, device: torch.device, op: str) -> None:
     """Launch `kernel` on `device` (and that device's current stream) and count the launch."""
-    with device_context(device):
+    with device_context(device), serialised(device):
         kernel[grid](*args, **meta)
         launches.count(op)
 
@@ -54,11 +65,36 @@ def id_tensor(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return _ids(tuple(ids), torch.int64, device)
 
 
-def special_ids(mask_id: int, suppress_ids: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, int, int]:
-    """Sorted ids the vocabulary loop sets to -inf (suppressed ones + mask_id), their count, and
-    whether mask_id itself is suppressed (else it rejoins the softmax after the loop)."""
-    ids = tuple(sorted(set(suppress_ids) | {mask_id}))
-    return _ids(ids, torch.int32, device), len(ids), int(mask_id in set(suppress_ids))
+IN_SOFTMAX = 1  # flag bits of a special id's code (id * 8 + flags)
+CANDIDATE = 2
+SUPPRESSED = 4  # -inf everywhere, truncation included (pick + score suppressed ids still take part in it)
+MAX_CODED_VOCAB = 2**28
+
+
+def special_codes(mask_id: int, suppress: tuple[int, ...], pick_suppress: tuple[int, ...],
+                  score_suppress: tuple[int, ...]) -> tuple[int, ...]:
+    """Sorted codes id * 8 + flags of every id that is not a plain entry (mask_id and the three lists).
+
+    The vocabulary loop leaves them out (-inf) and the position's last program adds each one after
+    the loop by its flags: IN_SOFTMAX (mask_id, pick_suppress_ids: in the score softmax, never x0),
+    CANDIDATE (score_suppress_ids: may be x0, out of the softmax); suppress_ids get neither and are
+    SUPPRESSED (the truncation search leaves them out too; every other special id takes part in it).
+    """
+    sup, pick, score = set(suppress), set(pick_suppress) | {mask_id}, set(score_suppress)
+    codes = []
+    for v in sorted(sup | pick | score):
+        flags = SUPPRESSED if v in sup else (0 if v in score else IN_SOFTMAX) | (0 if v in pick else CANDIDATE)
+        codes.append(v * 8 + flags)
+    return tuple(codes)
+
+
+def special_ids(mask_id: int, suppress: tuple[int, ...], pick_suppress: tuple[int, ...],
+                score_suppress: tuple[int, ...], vocab: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """(int32 tensor of `special_codes`, their count) for the kernels."""
+    if vocab >= MAX_CODED_VOCAB:
+        raise ValueError(f"logits: expected a vocabulary below {MAX_CODED_VOCAB} entries, got {vocab}")
+    codes = special_codes(mask_id, tuple(suppress), tuple(pick_suppress), tuple(score_suppress))
+    return _ids(codes, torch.int32, device), len(codes)
 
 
 def fp32(value: float) -> float:
@@ -66,25 +102,30 @@ def fp32(value: float) -> float:
     return float(np.float32(value))
 
 
-def seed_arg(seed: int | torch.Tensor, b: int, device: torch.device) -> tuple[object, int]:
-    """(kernel argument, SEED_MODE): 0 = int, 1 = 0-d int64 tensor, 2 = [B] int64 tensor (per row)."""
-    if isinstance(seed, torch.Tensor):
-        if seed.dtype != torch.int64 or seed.device != device or seed.dim() > 1 or (seed.dim() == 1 and
-                                                                                     seed.shape[0] != b):
-            raise ValueError(f"seed: expected an int or an int64 tensor of shape () or ({b},) on {device}, got "
-                             f"{seed.dtype} of shape {tuple(seed.shape)} on {seed.device}")
-        return (seed, 1) if seed.dim() == 0 else (seed.contiguous(), 2)
-    return int(seed), 0
+def seed_arg(seed: int, row_seeds: torch.Tensor | None, b: int, device: torch.device) -> tuple[object, int, int]:
+    """(kernel argument, its row stride, SEED_MODE): 0 = the int `seed` for every row, 1 = `row_seeds`
+    (int64 on the launch device: [B], or 0-d / [1] shared by every row, read with stride 0)."""
+    if row_seeds is None:
+        return int(seed), 0, 0
+    if (not isinstance(row_seeds, torch.Tensor) or row_seeds.dtype != torch.int64 or row_seeds.device != device
+            or tuple(row_seeds.shape) not in ((), (1,), (b,))):
+        got = (f"{row_seeds.dtype} of shape {tuple(row_seeds.shape)} on {row_seeds.device}"
+               if isinstance(row_seeds, torch.Tensor) else type(row_seeds).__name__)
+        raise ValueError(f"row_seeds: expected an int64 tensor of shape (), (1,) or ({b},) on {device}, got {got}")
+    stride = row_seeds.stride(0) if row_seeds.dim() == 1 and row_seeds.shape[0] > 1 else 0
+    return row_seeds, stride, 1
 
 
-def step_arg(step: int | torch.Tensor, device: torch.device) -> tuple[object, bool]:
-    """(kernel argument, STEP_PTR): a Python int, or a 0-d int64 tensor on the launch device."""
-    if isinstance(step, torch.Tensor):
-        if step.dtype != torch.int64 or step.device != device or step.dim() != 0:
-            raise ValueError(f"step: expected an int or a 0-d int64 tensor on {device}, got {step.dtype} of shape "
-                             f"{tuple(step.shape)} on {step.device}")
-        return step, True
-    return int(step), False
+def step_arg(step: int, step_tensor: torch.Tensor | None, device: torch.device) -> tuple[object, bool]:
+    """(kernel argument, STEP_PTR): the int `step`, or `step_tensor` (0-d or [1] int64 on the launch device)."""
+    if step_tensor is None:
+        return int(step), False
+    if (not isinstance(step_tensor, torch.Tensor) or step_tensor.dtype != torch.int64
+            or step_tensor.device != device or step_tensor.numel() != 1 or step_tensor.dim() > 1):
+        got = (f"{step_tensor.dtype} of shape {tuple(step_tensor.shape)} on {step_tensor.device}"
+               if isinstance(step_tensor, torch.Tensor) else type(step_tensor).__name__)
+        raise ValueError(f"step_tensor: expected a 0-d int64 tensor on {device}, got {got}")
+    return step_tensor, True
 
 
 def device_gpu(device: torch.device) -> hw.Gpu:

@@ -24,6 +24,10 @@ LLADA = {"V": 126464, "G": 256, "D": 4096, "lo": 64, "hi": 96, "mask_id": 126336
 BATCHES = (1, 16, 64)
 CCS = (80, 90)
 TEMPERATURE = 0.7
+# Bracket passes the truncation search is modelled with: one full pass, then narrow ones. Counted on the
+# interpreted kernel at V = 126464 (`benchmarks/truncation_passes.py`): 5 on model-like rows, so 3 is
+# optimistic by two narrow passes (RESULTS.md §2 says so next to the numbers it produced).
+BRACKET_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -31,19 +35,45 @@ class Variant:
     score: str
     sampled: bool  # T > 0 (Gumbel noise in the loop)
     cfg: bool
+    top_p: float = 1.0  # Dream's truncation (the cutoff search before the pass)
+    top_k: int = 0
+    prior: bool = False  # the draft prior (bias on one id per position)
+    alg_temp: float = 0.0  # Dream's alg_temp in the selection (top-k rule)
 
     @property
     def name(self) -> str:
-        return f"{self.score} {'T>0' if self.sampled else 'T=0'}{' CFG' if self.cfg else ''}"
+        extra = "".join(f" {n}" for n, on in (("top-p", self.top_p < 1), ("top-k", self.top_k > 0),
+                                              ("prior", self.prior), ("alg_temp", self.alg_temp > 0)) if on)
+        return f"{self.score} {'T>0' if self.sampled else 'T=0'}{' CFG' if self.cfg else ''}{extra}"
+
+    @property
+    def truncated(self) -> bool:
+        return self.top_p < 1 or self.top_k > 0
 
     @property
     def rule(self) -> dict:
-        """denoise_step's selection: top-k at T = 0, factor + remasking (the longest tail) at T > 0."""
-        return {"factor": 1.0, "remask_threshold": 0.3} if self.sampled else {}
+        """denoise_step's selection: top-k at T = 0 (and with alg_temp), factor + remasking (the longest
+        tail) at T > 0."""
+        return {"factor": 1.0, "remask_threshold": 0.3} if self.sampled and not self.alg_temp else {}
+
+    def stats_kw(self, b: int) -> dict:
+        """The new inputs of this variant at batch b, as token_stats keywords (meta tensors, as warmkern.ops
+        passes them: a [B, G] prior and a [B] fp32 bias)."""
+        import torch
+
+        kw: dict = {"top_p": self.top_p, "top_k": self.top_k}
+        if self.prior:
+            kw["prior_ids"] = torch.empty(b, LLADA["G"], dtype=torch.int64, device="meta")
+            kw["prior_bias"] = torch.empty(b, dtype=torch.float32, device="meta")
+        return kw
 
 
 VARIANTS = [Variant(s, False, False) for s in ("prob", "margin", "entropy", "random")] + [
-    Variant(s, True, True) for s in ("prob", "margin", "entropy", "random")] + [Variant("prob", True, False)]
+    Variant(s, True, True) for s in ("prob", "margin", "entropy", "random")] + [Variant("prob", True, False)] + [
+    Variant("prob", False, False, top_p=0.95), Variant("margin", False, False, top_k=50),
+    Variant("entropy", True, False, top_p=0.95, top_k=50, alg_temp=0.3), Variant("prob", False, False, prior=True),
+    Variant("prob", True, True, prior=True), Variant("margin", True, True, top_p=0.95, top_k=50, prior=True),
+    Variant("prob", False, True, top_p=0.95, top_k=50, prior=True)]
 
 
 def _mod(name: str):
@@ -97,11 +127,11 @@ def stats_plan(kind: str, v: Variant, b: int, cc: int):
     x = torch.empty(b, g, dtype=torch.int64, device="meta")
     kw = dict(mask_id=LLADA["mask_id"], temperature=TEMPERATURE if v.sampled else 0.0, score=v.score,
               suppress_ids=LLADA["suppress"], uncond_logits=logits if v.cfg else None, cfg_scale=1.5 if v.cfg else 0.0,
-              seed=12345, step=7, slots_fn=slots_on(cc), cc=cc)
+              seed=12345, step=7, slots_fn=slots_on(cc), cc=cc, **v.stats_kw(b))
     if kind == "token_stats":
         return _mod("token_stats").plan(logits, x, **kw)
     rows = torch.empty(b, dtype=torch.int64, device="meta")
-    rule = v.rule or {"k": rows}
+    rule = v.rule or {"k": rows, "alg_temp": v.alg_temp}
     return _mod("denoise_step").plan(logits, x, torch.empty(b, g, dtype=torch.bool, device="meta"), lo=rows, hi=rows,
                                      **rule, **kw)
 
@@ -111,25 +141,59 @@ def _probe_counts(kind: str, p, cc: int) -> tuple[int, int, int]:
     fall-through paths (see `probes`)."""
     import torch
 
-    from warmkern.triton import probes, sass
+    from warmkern.triton import launch, probes, sass
 
     f32 = torch.empty(4096, dtype=torch.float32, device="meta")
     i64 = torch.empty(4096, dtype=torch.int64, device="meta")
+    row = torch.empty(LLADA["V"], dtype=torch.bfloat16, device="meta")
+    sp = torch.empty(8, dtype=torch.int32, device="meta")
     base = {k: p.meta[k] for k in ("num_warps", "enable_fp_fusion")}
-    flags = {k: p.meta[k] for k in ("MODE", "SAMPLE")}
-    fin = [f32, f32, i64, LLADA["mask_id"], i64, 0, 12345, 7]
-    post = analyse(probes.post_loop_probe, fin, {**base, **flags, "BLOCK": p.meta["BLOCK"]}, cc)["instrs"]
+    flags = {k: p.meta[k] for k in ("MODE", "SAMPLE", "SCALE_T")}
+    tile = {"R": p.meta["TR"], "E": p.meta["TE"]}
+    n_sp = len(launch.special_codes(LLADA["mask_id"], LLADA["suppress"], (), ()))
+    fin = [f32, f32, i64, row, sp, n_sp, LLADA["V"], LLADA["mask_id"], 12345, 7]
+    post = analyse(probes.post_loop_probe, fin, {**base, **flags, **tile, "BLOCK": p.meta["BLOCK"]}, cc)["instrs"]
     tail = []
     if p.cfg.nsplit > 1:
-        mmeta = {**base, **flags, "MAX_SPLIT": p.meta["MAX_SPLIT"]}
+        mmeta = {**base, **flags, **tile, "MAX_SPLIT": p.meta["MAX_SPLIT"]}
         tail.append(analyse(probes.merge_probe, [*fin, p.cfg.nsplit], mmeta, cc)["instrs"])
     if kind == "denoise_step":
         bools = torch.empty(4096, dtype=torch.bool, device="meta")
         tail.append(analyse(probes.select_probe, [f32, i64, i64, bools, i64, i64, i64, i64, LLADA["G"],
-                                                  LLADA["mask_id"], 0.9, 1.0, 0.3, 4],
-                            {**base, "RULE": p.meta["RULE"], "REMASK": p.meta["REMASK"]}, cc)["instrs"])
+                                                  LLADA["mask_id"], 0.9, 1.0, 0.3, 4, 2.0, 12345, 7],
+                            {**base, **{k: p.meta[k] for k in ("RULE", "REMASK", "ALG")}}, cc)["instrs"])
     paths = [sass.straight_path(x) for x in tail]
     return len(sass.straight_path(post)), sum(len(x) for x in paths), sum(i.base == "BAR" for x in paths for i in x)
+
+
+def truncation_cost(p, cc: int) -> dict:
+    """Warp-instructions per row entry of the truncation search (0 without truncation): pass 0 and the
+    bracket pass compiled alone (`probes`), their vocabulary loops counted like the main one: a full
+    bracket pass takes every instruction of its loop body, a narrow one the common path (tiles without a
+    bracket entry). Modelled as pass 0 + one full + (BRACKET_PASSES - 1) narrow passes."""
+    import torch
+
+    from warmkern.triton import launch, probes, sass
+
+    if not p.meta["TRUNC"]:
+        return {"trunc_wipe": 0.0}
+    row = torch.empty(LLADA["V"], dtype=torch.bfloat16, device="meta")
+    sp = torch.empty(8, dtype=torch.int32, device="meta")
+    out = torch.empty(16, dtype=torch.float32, device="meta")
+    n_sp = len(launch.special_codes(LLADA["mask_id"], LLADA["suppress"], (), ()))
+    meta = {"num_warps": p.meta["num_warps"], "enable_fp_fusion": False, "R": p.meta["TR"], "E": p.meta["TE"],
+            "HAS_CFG": p.meta["HAS_CFG"], "PRIOR": p.meta["PRIOR"]}
+    if p.meta.get("maxnreg"):
+        meta["maxnreg"] = p.meta["maxnreg"]
+    per_tile = p.meta["TR"] * p.meta["TE"] / p.meta["num_warps"]  # entries per warp per tile
+    stats = sass.load_loop(analyse(probes.trunc_stats_probe, [row, sp, n_sp, LLADA["V"], out, 1.4], meta,
+                                   cc)["instrs"])
+    bra = analyse(probes.trunc_bracket_probe, [row, sp, n_sp, LLADA["V"], out, 1.4, -3.0, 2.0, 9.0, 0],
+                  {**meta, "TOPK": p.meta["TOPK"], "TOPP": p.meta["TOPP"]}, cc)
+    loop = sass.load_loop(bra["instrs"])
+    full, narrow, zero = len(loop.body) / per_tile, len(loop.path) / per_tile, len(stats.path) / per_tile
+    return {"trunc_wipe": zero + full + (BRACKET_PASSES - 1) * narrow, "trunc_pass0_wipe": round(zero, 4),
+            "trunc_full_wipe": round(full, 4), "trunc_narrow_wipe": round(narrow, 4)}
 
 
 def vocab_row(kind: str, v: Variant, cc: int, b: int) -> dict:
@@ -144,19 +208,27 @@ def vocab_row(kind: str, v: Variant, cc: int, b: int) -> dict:
     per_tile = len(loop.path) / tiles_per_iteration(v.sampled)
     wipe = per_tile * warps / block
     post, tail, bars = _probe_counts(kind, p, cc)
+    trunc = truncation_cost(p, cc)
     positions = b * (LLADA["G"] if kind == "token_stats" else min(LLADA["hi"] - LLADA["lo"], config.window(LLADA["G"])))
     elements = positions * LLADA["V"]
     tensors = 2 if v.cfg else 1
+    row_bytes = LLADA["V"] * 2 * tensors
     work = roofline.Work(elements=elements, bytes=elements * 2 * tensors, programs=p.grid[0],
-                         working=positions * p.cfg.nsplit, inflight_bytes=2 * block * 2 * tensors)
+                         working=positions * p.cfg.nsplit, inflight_bytes=2 * block * 2 * tensors,
+                         row_elements=LLADA["V"] if v.truncated else 0,
+                         reread_bytes=(BRACKET_PASSES + 1) * elements * 2 * tensors if v.truncated else 0,
+                         resident_row_bytes=row_bytes // p.cfg.nsplit if v.truncated else 0)
     trips = (2 if p.cfg.nsplit > 1 else 0) + (2 if kind == "denoise_step" else 0)
-    code = roofline.Code(a["regs"], a["shared"], warps, wipe, post, tail, bars, trips)
+    code = roofline.Code(a["regs"], a["shared"], warps, wipe, post, tail, bars, trips, trunc["trunc_wipe"])
     pred = roofline.predict(hw.BY_CC[cc], work, code)
     row = {"kernel": kind, "variant": v.name, "arch": f"sm_{cc}", "B": b, "T": TEMPERATURE if v.sampled else 0.0,
            "score": v.score, "cfg": v.cfg, "num_warps": warps, "block_v": block, "grid": p.grid[0],
            "nsplit": p.cfg.nsplit, **{k: a[k] for k in ("regs", "shared", "local_bytes", "stack_bytes", "spill_bytes")},
            "loop_instr_per_tile": per_tile, "loop_bar": loop.count("BAR"), "loop_shfl": loop.count("SHFL"),
-           "warp_instr_per_elem": round(wipe, 4), "post_instr": post, "tail_instr": tail, "gpu": hw.BY_CC[cc].name,
+           "warp_instr_per_elem": round(wipe + trunc["trunc_wipe"] * p.cfg.nsplit, 4),
+           "loop_warp_instr_per_elem": round(wipe, 4),
+           "passes_over_logits": 2 + BRACKET_PASSES if v.truncated else 1, "post_instr": post, "tail_instr": tail,
+           "gpu": hw.BY_CC[cc].name, **{k: (round(x, 4) if isinstance(x, float) else x) for k, x in trunc.items()},
            **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in pred.items()}}
     if cc == 90:
         h200 = roofline.predict(hw.H200, work, code)
@@ -190,20 +262,24 @@ def other_rows(cc: int, b: int) -> list[dict]:
     alpha = torch.empty(b, dtype=torch.float32, device="meta")
     emb_args = [torch.empty(vocab, d, dtype=torch.bfloat16, device="meta"), d, i64, g, i64, g,
                 torch.empty(b, g, dtype=torch.bool, device="meta"), g, alpha,
-                torch.empty(b, g, d, dtype=torch.int16, device="meta"), g, d, LLADA["mask_id"], 1.0]
-    emb_meta = dict(BF16_BITS=True, BLOCK_D=ecfg.block_d, num_warps=ecfg.num_warps, enable_fp_fusion=False)
+                torch.empty(b, g, d, dtype=torch.int16, device="meta"),
+                torch.empty(1, dtype=torch.int32, device="meta"), g, d, vocab, LLADA["mask_id"], 1.0]
+    emb_meta = dict(BF16_BITS=True, HAS_STATUS=True, BLOCK_D=ecfg.block_d, num_warps=ecfg.num_warps,
+                    enable_fp_fusion=False)
     rows = [_small_row("warm_embed", "bf16", cc, b, _mod("warm_embed").warm_embed_kernel, emb_args, emb_meta,
                        b * g * -(-d // ecfg.block_d))]
     sel = _mod("select")
     f32 = torch.empty(b, g, dtype=torch.float32, device="meta")
     rows_t = torch.empty(b, dtype=torch.int64, device="meta")
-    for name, kw in (("top-k", dict(k=rows_t)), ("factor + remask", dict(factor=1.0, remask_threshold=0.3))):
-        tail, meta = sel.rule_args(g, kw.get("k"), None, kw.get("factor"), kw.get("remask_threshold"), None, rows_t)
+    for name, kw in (("top-k", dict(k=rows_t)), ("factor + remask", dict(factor=1.0, remask_threshold=0.3)),
+                     ("top-k alg_temp", dict(k=rows_t, alg_temp=0.3))):
+        tail, meta = sel.rule_args(b, g, kw.get("k"), None, kw.get("factor"), kw.get("remask_threshold"), None, rows_t,
+                                   kw.get("alg_temp", 0.0), 12345, rows_t, 7, None, rows_t.device)
         args = [g, f32, g, i64, g, f32, g, i64, g, torch.empty(b, g, dtype=torch.bool, device="meta"), g,
                 torch.empty(2 * b * g, dtype=torch.int64, device="meta"), rows_t, rows_t, LLADA["mask_id"], rows_t,
                 rows_t, *tail]
         rows.append(_small_row("select", name, cc, b, sel.select_kernel, args,
-                               {**meta, "num_warps": config.select_warps(g)}, b))
+                               {**meta, "num_warps": config.select_warps(g, meta["ALG"])}, b))
     return rows
 
 

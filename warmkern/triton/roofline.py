@@ -11,6 +11,10 @@ the E the op must read, B bytes in all):
                   the serial work after the last vocabulary loop beyond that program's own epilogue:
                   the merge of the splits + finalize (split launches), the row's selection (denoise)
   predicted     = launch + max(issue_bound, mem_bound) + tail
+With truncation (top_k / top_p) every working program first searches its position's cutoff over the
+whole row (`truncate`): + row * trunc_wipe per program in issue_bound (pass 0, one full bracket pass,
+the narrow ones), and the passes re-read the row: from L2 while the rows resident programs use fit in
+it (free here), else that share of the re-reads comes from DRAM (+ in mem_bound).
 Issue and memory are assumed to overlap perfectly and issue never to stall on anything but memory,
 so `predicted` is optimistic where the loop has long dependency chains and pessimistic where the
 clock runs above `hw` (the SXM parts boost higher). It is a model, labelled as predicted.
@@ -32,6 +36,9 @@ class Work:
     programs: int  # programs launched
     working: int  # programs that do vocabulary work
     inflight_bytes: int  # bytes one working program keeps in flight (prefetched tiles)
+    row_elements: int = 0  # entries of the whole row each working program's truncation search reads
+    reread_bytes: int = 0  # the truncation passes' re-reads of every row (before the L2 discount)
+    resident_row_bytes: int = 0  # bytes of the rows one resident program keeps in use (shared by splits)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Code:
     tail_instr: int  # serial tail instructions (per warp)
     tail_barriers: int
     tail_round_trips: int  # dependent L2 round trips in the tail (atomics, scratch loads)
+    trunc_wipe: float = 0.0  # warp-instructions per row entry of the truncation search (all its passes)
 
 
 def predict(gpu: hw.Gpu, work: Work, code: Code) -> dict[str, float]:
@@ -54,11 +62,14 @@ def predict(gpu: hw.Gpu, work: Work, code: Code) -> dict[str, float]:
     per_sm = max(1, hw.blocks_per_sm(gpu, code.regs, code.shared, code.num_warps))
     per_sm_programs = -(-work.working // gpu.sms)
     per_prog = work.elements / max(work.working, 1)
-    issue_us = per_sm_programs * (per_prog * code.wipe + code.post_instr * code.num_warps) / (gpu.schedulers * hz) * 1e6
+    per_prog_instr = per_prog * code.wipe + work.row_elements * code.trunc_wipe + code.post_instr * code.num_warps
+    issue_us = per_sm_programs * per_prog_instr / (gpu.schedulers * hz) * 1e6
     resident = min(per_sm, per_sm_programs)
     active_sms = min(gpu.sms, work.working)
     bw = min(gpu.hbm_tbps * 1e12, active_sms * resident * work.inflight_bytes / (hw.DRAM_LATENCY_NS * 1e-9))
-    mem_us = work.bytes / bw * 1e6 if work.bytes else 0.0
+    in_use = active_sms * resident * work.resident_row_bytes
+    dram_share = max(0.0, 1.0 - gpu.l2_mb * 1e6 / in_use) if in_use else 0.0  # crude LRU: what does not fit
+    mem_us = (work.bytes + work.reread_bytes * dram_share) / bw * 1e6 if work.bytes else 0.0
     floor_us = work.bytes / (gpu.hbm_tbps * 1e12) * 1e6
     tail_cycles = (code.tail_instr * hw.DEP_ISSUE_CYCLES + code.tail_barriers * hw.BARRIER_CYCLES
                    + code.tail_round_trips * hw.L2_LATENCY_CYCLES)
@@ -74,4 +85,5 @@ def predict(gpu: hw.Gpu, work: Work, code: Code) -> dict[str, float]:
         "blocks_per_sm": per_sm,
         "waves": -(-work.working // (gpu.sms * per_sm)),
         "idle_cta_frac": 1.0 - work.working / max(work.programs, 1),
+        "reread_dram_share": dram_share,
     }

@@ -170,3 +170,15 @@ def vocab_loop(instrs: list[Instr]) -> Loop:
     loop = max(inner, key=lambda lp: len(lp.body))
     loop.path = _common_path(loop)
     return loop
+
+
+def load_loop(instrs: list[Instr]) -> Loop:
+    """The largest loop that loads from global memory (any width): the full-tile loop of a truncation pass
+    compiled alone (`probes`; its 2-D tiles load E entries per thread). Its body holds the rare branches
+    (a special id's tile, a bracket entry's tile) and their small loops; its path skips them."""
+    cands = [lp for lp in loops(instrs) if any(i.base in ("LDG", "LDGSTS") for i in lp.body)]
+    if not cands:
+        raise ValueError("no loop with a global load in this kernel")
+    loop = max(cands, key=lambda lp: len(lp.body))
+    loop.path = _common_path(loop)
+    return loop

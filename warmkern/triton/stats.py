@@ -1,13 +1,16 @@
 """The per-position statistics state: per-tile update, merge of partial states, final (x0, score, p_cur).
 
-A state is 7 values (per lane in the vocabulary loop, then per program, then per position):
-  m    max of the allowed zt (mask_id and suppressed ids are excluded in the loop; the mask_id
-       entry joins the softmax in `finalize`, so m is also the margin's top-1)
-  s    sum of exp(zt - m)                  acc  sum of exp(zt - m) * (zt - m)   (entropy only)
-  t2   second largest allowed zt (margin)  best, idx, ztb  the argmax of the (perturbed) pick,
-                                                            its vocabulary index and zt there
+A state is 7 values (per lane in the vocabulary loop, then per program, then per position), over the
+*plain* entries: every id but mask_id and the suppress / pick_suppress / score_suppress lists, which
+the loop leaves out and the position's last program adds after it (`stats_pass.add_specials`). A plain
+entry is in the score softmax and a candidate for x0, so:
+  m    max of zt (the margin's top-1)      s    sum of exp(zt - m)
+  acc  sum of exp(zt - m) * (zt - m)       t2   second largest zt (margin)
+  best, idx, ztb  the maximum of the (perturbed) pick, its vocabulary index and zt there
 Greedy (T = 0) picks zt itself, so best = ztb = m and only idx is tracked in the loop. The update
 is the one-exp online softmax: d = exp(-|zt - m|) rescales either the old sum or the new term.
++inf entries: once m is +inf, s and acc are meaningless (finalize does not read them): the score
+softmax is then uniform over the +inf entries, which the last program counts in a rare extra pass.
 Merging states is associative and commutative up to fp32 rounding, and `reduce_state` runs fixed
 trees, so results never depend on which program finishes first.
 """
@@ -143,7 +146,7 @@ def merge_partials(ptr, nsplit, MODE: tl.constexpr, SAMPLE: tl.constexpr, MAX_SP
 
 @triton.jit
 def add_entry(m, s, acc, zt):
-    """The softmax state with one more entry (the mask_id logit, left out of the loop)."""
+    """The softmax state with one more entry (a special id's logit, left out of the loop)."""
     m2 = tl.maximum(m, zt)
     d1 = tl.maximum(m - m2, -BIG)
     d2 = tl.maximum(zt - m2, -BIG)
@@ -153,33 +156,36 @@ def add_entry(m, s, acc, zt):
 
 
 @triton.jit
-def finalize(m_a, s, acc, t2, best, idx, ztb, zt_mask, zt_cur, has_cur, u_rand, mask_id, dem_ptr, n_dem,
-             MODE: tl.constexpr):
-    """(x0, score, p_cur) of one position from its full-vocabulary state (spec conventions).
+def prob_of(zt, m, s, n_inf):
+    """p of an entry whose score-softmax value is zt (the spec's softmax_parts): uniform over the n_inf
+    +inf entries when there are any, else exp(zt - m) / s; an empty softmax (s = 0) gives 0."""
+    mm = tl.where(m == float("-inf"), 0.0, m)
+    finite = tl.where(s > 0.0, tl.div_rn(exp_precise(zt - mm), tl.where(s > 0.0, s, 1.0)), 0.0)
+    uniform = tl.where(zt == float("inf"), tl.div_rn(1.0, n_inf.to(tl.float32)), 0.0)
+    return tl.where(n_inf > 0, uniform, finite)
 
-    zt_mask / zt_cur: zt of mask_id and of the current token, has_cur: x != mask_id (computed before
-    the vocabulary loop, so only these few values, not x, stay live across it), u_rand: the
-    position's uniform (random score).
+
+@triton.jit
+def finalize(m, s, acc, m1, t2, best, idx, ztb, n_inf, zt_cur, has_cur, u_rand, mask_id, MODE: tl.constexpr):
+    """(x0, score, p_cur) of one position from its full state (spec conventions).
+
+    (m, s, acc, n_inf): the score softmax (finite part, count of +inf entries); m1, t2: the two largest
+    score-softmax values among the x0 candidates (margin); (best, idx, ztb): the pick's maximum, its
+    index and its score-softmax value; zt_cur / has_cur: the current token's value and whether it has
+    one (x != mask_id, in range); u_rand: the position's uniform (random score).
     """
-    m, s, acc = add_entry(m_a, s, acc, zt_mask)
-    dead = (best == float("-inf")) | (best == float("inf"))  # no finite allowed logit
-    # +inf reaches m (without killing the row) only through a +inf mask_id logit: the spec then takes
-    # m = 0, so s = inf and every finite p is 0 (entropy NaN). s == 0 only on dead rows.
-    pinf = m == float("inf")
-    mm = tl.where((m == float("-inf")) | pinf, 0.0, m)
-    s = tl.where(pinf, float("inf"), tl.where(s > 0.0, s, 1.0))
+    dead = best == float("-inf")  # no candidate above -inf
     x0 = tl.where(dead, mask_id, idx.to(tl.int64))
     if MODE == 0:
-        sc = tl.div_rn(exp_precise(ztb - mm), s)
+        sc = prob_of(ztb, m, s, n_inf)
     elif MODE == 1:
-        p2 = tl.div_rn(exp_precise(t2 - mm), s)
-        sc = tl.div_rn(exp_precise(m_a - mm), s) - tl.maximum(p2, 0.0)
+        sc = prob_of(m1, m, s, n_inf) - tl.maximum(prob_of(t2, m, s, n_inf), 0.0)
     elif MODE == 2:
-        sc = tl.where(pinf, float("nan"), tl.div_rn(acc, s) - log_precise(s))
+        s1 = tl.where(s > 0.0, s, 1.0)
+        uniform = -log_precise(tl.maximum(n_inf, 1).to(tl.float32))
+        sc = tl.where(n_inf > 0, uniform, tl.div_rn(acc, s1) - log_precise(s1))
     else:
         sc = u_rand
-    for i in range(n_dem):
-        sc = tl.where(x0 == tl.load(dem_ptr + i), float("-inf"), sc)
     sc = tl.where(dead, float("-inf"), sc)
-    p_cur = tl.where(has_cur & (~dead), tl.div_rn(exp_precise(zt_cur - mm), s), 0.0)
+    p_cur = tl.where(has_cur & (~dead), prob_of(zt_cur, m, s, n_inf), 0.0)
     return x0, sc, p_cur
