@@ -147,15 +147,17 @@ def truncation_keep(zs: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor 
 
     top_p (< 1): keep v iff the softmax(zs) mass of entries with a value strictly greater than zs_v is
     <= top_p (Dream keeps the first entry past top_p; ties stay together). top_k (1 <= k < V): keep
-    v iff zs_v >= the k-th largest value (ties at the k-th value stay). The mass is summed in fp32 in
-    descending order; backends agree with it except where it lies within rounding of top_p.
+    v iff zs_v >= the k-th largest value (ties at the k-th value stay). The mass is the fp32 p summed in
+    descending order in fp64 and rounded to fp32 (torch's CPU cumsum did this implicitly; CUDA's sums in
+    fp32, so the spec says it explicitly and is the same on every device); backends agree with it except
+    where it lies within rounding of top_p.
     """
     v = zs.shape[-1]
     keep = None
     if top_p < 1.0:
         q = softmax_parts(zs)[0]
         vals, idx = zs.sort(dim=-1, descending=True, stable=True)
-        cum = q.gather(-1, idx).cumsum(dim=-1)
+        cum = q.gather(-1, idx).to(torch.float64).cumsum(dim=-1).to(torch.float32)
         # entries strictly greater than vals[i]: searchsorted over the ascending -vals
         n_greater = torch.searchsorted((-vals).contiguous(), (-vals).contiguous(), right=False)
         above = torch.where(n_greater > 0, cum.gather(-1, (n_greater - 1).clamp(min=0)), torch.zeros_like(cum))
