@@ -32,7 +32,7 @@ def _one_line_error(capsys, rc: int, flag: str, cmd: str = "eval") -> str:
     (["--alone-n", "-1"], "--alone-n"), (["--threads", "0"], "--threads"),
     (["--block-lengths", "5"], "--block-lengths"),
     (["--methods", "cold_topk,nope"], "--methods"), (["--hparams", "/no/such/hparams.json"], "--hparams"),
-    (["--hparams-out", "x.json"], "--hparams-out"), (["--dllm", "bert"], "--dllm"),
+    (["--hparams-out", "x.json"], "--hparams-out"), (["--dllm", "bert"], "--dllm"), (["--seed", str(2**31)], "--seed"),
 ])
 def test_eval_rejects_bad_flags_in_one_line_before_computing(monkeypatch, capsys, args, flag):
     _no_compute(monkeypatch)

@@ -77,6 +77,8 @@ def _methods_arg(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def _check(args: argparse.Namespace) -> None:
     """Flag combinations and output paths, before anything is computed."""
+    if args.seed >= 2**31:  # the high word of every problem's seed (runner.problem_seeds)
+        raise UsageError(f"--seed: expected < 2**31 (problem i decodes with seed (seed << 32) + i), got {args.seed}")
     if args.tune:
         if args.split != "validation":
             raise UsageError("--tune: tuning is only allowed on --split validation")

@@ -32,15 +32,30 @@ class Setting:
     latency_n: int = 0
 
 
-def _decode(pair: Pair, m: Method, probs: list[task.Problem], draft: torch.Tensor | None, s: Setting):
-    """One `generate` call over `probs` (greedy, steps = G); returns (answer texts, stats, seconds)."""
+def problem_seeds(seed: int, first: int, count: int) -> torch.Tensor:
+    """[count] per-problem seeds of problems first, first + 1, ...: (seed << 32) + index (Philox key: index, seed).
+
+    `generate` keys every random number by the row's seed, never by its place in the batch, so an int seed
+    would give every problem the *same* warm-start keep mask (one draw for the whole table: at rho = 0.75 the
+    seed-0 mask drops 12 of 32 positions, where 8 are expected, and a fixed budget then plans 12 steps for
+    every problem). A seed per problem draws an independent mask for each, the same one alone or in a batch,
+    and the same one for every row of the table (paired comparisons stay paired).
+    """
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"seed: expected 0 <= seed < 2**31 (it is the high word of the per-problem seeds), got {seed}")
+    return (seed << 32) + torch.arange(first, first + count, dtype=torch.int64)
+
+
+def _decode(pair: Pair, m: Method, probs: list[task.Problem], draft: torch.Tensor | None, s: Setting, first: int):
+    """One `generate` call over `probs` = problems first, first + 1, ... of the setting (greedy, steps = G), each
+    with its own seed (`problem_seeds`); returns (answer texts, stats, seconds)."""
     ids, pm = data.encode_prompts(pair.dtok, [p.prompt for p in probs])
     ws = None if m.kind == "cold" else WarmStart(draft, fill_tail=pair.eos_id, **m.warm_start_kwargs())
     t0 = time.perf_counter()
     x, st = generate(
         pair.dllm, ids, attention_mask=pm, steps=GEN_LENGTH, gen_length=GEN_LENGTH, block_length=s.block_length,
         temperature=0.0, mask_id=pair.mask_id, eos_id=pair.eos_id, eot_id=pair.eos_id, threshold=m.threshold,
-        warm_start=ws, seed=s.seed, return_stats=True,
+        warm_start=ws, seed=problem_seeds(s.seed, first, len(probs)), return_stats=True,
     )
     seconds = time.perf_counter() - t0
     return pair.dtok.batch_decode(x[:, ids.shape[1]:]), st, seconds
@@ -52,7 +67,7 @@ def run_method(pair: Pair, m: Method, s: Setting, drafts: Drafts, alone: Drafts,
     warm = m.kind == "warm"
     for j, i in enumerate(range(0, len(s.probs), s.batch)):
         chunk = s.probs[i:i + s.batch]
-        texts, st, seconds = _decode(pair, m, chunk, drafts.batches[j] if warm else None, s)
+        texts, st, seconds = _decode(pair, m, chunk, drafts.batches[j] if warm else None, s, i)
         res.wall_s += seconds
         res.backend = st.backend
         res.correct.extend(task.extract_answer(t) == p.answer for t, p in zip(texts, chunk))
@@ -65,7 +80,7 @@ def run_method(pair: Pair, m: Method, s: Setting, drafts: Drafts, alone: Drafts,
             res.examples = texts[:2]
         bar.update(1)
     for k, p in enumerate(s.probs[: s.latency_n]):  # alone: what one request costs, its draft included
-        _, _, seconds = _decode(pair, m, [p], alone.batches[k] if warm else None, s)
+        _, _, seconds = _decode(pair, m, [p], alone.batches[k] if warm else None, s, k)
         res.latency_s.append(seconds + (alone.batch_seconds[k] if warm else 0.0))
     if s.latency_n:
         bar.update(1)
