@@ -58,7 +58,7 @@ def _fake(op: OpSchema) -> Callable[..., Any]:
 
 def _bind(op: OpSchema, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     """Schema-ordered values from a reference-style call (positional prefix, keywords, table defaults)."""
-    values = dict(zip(op.names, args))
+    values = dict(zip([a.name for a in op.args if a.positional], args))  # the public signature's positionals
     values.update(kwargs)
     missing = [a.name for a in op.args if a.name not in values and a.default is REQUIRED]
     if missing:
