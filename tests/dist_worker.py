@@ -82,6 +82,29 @@ def _run_world(world: int, group, rank: int) -> dict:
     return out
 
 
+CPU_CASES = ("greedy-margin-lists", "sampled-prob-row-seeds", "sampled-entropy-tempered", "cfg-margin", "prior",
+             "k-remask-prior-cfg", "threshold-sampled")  # no top_k / top_p: their rounds are reference-only so far
+
+
+def _run_cpu(world: int, group, rank: int) -> dict:
+    """The state pass on the C++ kernels (backend="cpu"); world 4's shards start off the Philox lanes (30, 50, 90)."""
+    from warmkern import distributed
+
+    sizes = SIZES[world]
+    start, n = sum(sizes[:rank]), sizes[rank]
+    out = {}
+    for name in CPU_CASES:
+        logits, uncond, x, prov, kw = case_inputs(name)
+        common = dict(vocab_start=start, vocab_total=V, group=group, uncond_logits=_shard(uncond, start, n),
+                      mask_id=MASK, backend="cpu")
+        if name in STATS_CASES:
+            out[name] = distributed.token_stats(_shard(logits, start, n), x, **common, **kw)
+        else:
+            counts = distributed.denoise_step(_shard(logits, start, n), x, prov, **common, **kw)
+            out[name] = (*counts, x, prov)
+    return out
+
+
 def _run_mismatches(rank: int) -> dict:
     """Ranks that disagree (arguments, or shards that overlap) must all raise, not hang or diverge."""
     from warmkern import distributed
@@ -110,9 +133,10 @@ def main(rank: int, world: int, tmpdir: str) -> None:
         dist.init_process_group("gloo", init_method=f"file://{os.path.join(tmpdir, 'store')}", rank=rank,
                                 world_size=world)
         pair = dist.new_group([0, 1])  # every rank takes part in creating a group
-        results = {4: _run_world(4, None, rank), "errors": _run_mismatches(rank)}
+        results = {4: _run_world(4, None, rank), "errors": _run_mismatches(rank), ("cpu", 4): _run_cpu(4, None, rank)}
         if rank < 2:
             results[2] = _run_world(2, pair, rank)
+            results[("cpu", 2)] = _run_cpu(2, pair, rank)
         dist.barrier()
         dist.destroy_process_group()
         torch.save(results, os.path.join(tmpdir, f"rank{rank}.pt"))
