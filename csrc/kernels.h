@@ -56,6 +56,7 @@ struct StatsInput {
   double top_p;
   const std::optional<at::Tensor>& prior_ids;
   const std::optional<at::Tensor>& prior_bias;
+  int64_t vocab_total = 0;  // ids are checked against this vocabulary (a shard's whole one); 0: logits' V
 };
 
 struct StatsItem {
@@ -96,6 +97,13 @@ void select_rows(int64_t B, int64_t G, const float* score, const int64_t* x0, co
                  int64_t* n_transfer, int64_t* n_remask);
 
 // ---- the ops (registration.cpp binds them)
+at::Tensor token_stats_partial(
+    const at::Tensor& logits, int64_t vocab_start, int64_t vocab_total, const at::Tensor& x,
+    const std::optional<at::Tensor>& uncond, int64_t mask_id, double temperature, const std::string& score,
+    const std::string& score_temperature, c10::ArrayRef<int64_t> suppress_ids, c10::ArrayRef<int64_t> pick_suppress_ids,
+    c10::ArrayRef<int64_t> score_suppress_ids, double cfg_scale, int64_t seed, const std::optional<at::Tensor>& row_seeds,
+    int64_t step, const std::optional<at::Tensor>& step_tensor, const std::optional<at::Tensor>& prior_ids,
+    const std::optional<at::Tensor>& prior_bias, const std::optional<at::Tensor>& cutoff, int64_t position_offset);
 void warm_embed(const at::Tensor& weight, const at::Tensor& x, const at::Tensor& draft, const at::Tensor& keep,
                 const at::Tensor& out, int64_t mask_id, const at::Tensor& alpha, double scale,
                 const std::optional<at::Tensor>& status);

@@ -24,6 +24,7 @@ TORCH_LIBRARY(warmkern_cpu, m) {
   m.def(WK_SCHEMA_TOKEN_STATS);
   m.def(WK_SCHEMA_SELECT);
   m.def(WK_SCHEMA_DENOISE_STEP);
+  m.def(WK_SCHEMA_TOKEN_STATS_PARTIAL);
 }
 
 TORCH_LIBRARY_IMPL(warmkern_cpu, CPU, m) {
@@ -31,4 +32,5 @@ TORCH_LIBRARY_IMPL(warmkern_cpu, CPU, m) {
   m.impl("token_stats", &wk::token_stats);
   m.impl("select", &wk::select);
   m.impl("denoise_step", &wk::denoise_step);
+  m.impl("token_stats_partial", &wk::token_stats_partial);
 }

@@ -167,7 +167,7 @@ template <int ISA>
 WK_INLINE void gumbel_chunk(const StatsCfg& c, const RowJob& w, const float* z, int64_t npad, int64_t c0,
                             RowAcc& acc, float* pick) {
   const float it = c.inv_t;
-  const uint64_t gbase = w.g * c.groups + static_cast<uint64_t>(c0 / 4);  // rng.vocab_words' counter
+  const uint64_t gbase = w.g * c.groups + c.ctr0 + static_cast<uint64_t>(c0 / 4);  // rng.vocab_words' counter
   constexpr int64_t sub = gumbel_sub_size<ISA>();
   for (int64_t ib = 0; ib < npad; ib += kBlock) {
     // Counter-based noise: blocks that cannot beat the best pick (z/T + max Gumbel < best) are
@@ -322,11 +322,11 @@ WK_INLINE RowResult finish_row(const StatsCfg& c, const T* row, const void* urow
   return res;
 }
 
-// One position. z and pick are per-thread scratch buffers of kChunk floats.
+// The one pass over a row: its accumulators for the given needs (stats_row finishes them into
+// x0/score/p_cur, the shard pass of token_stats_partial.cpp into a partial state).
 template <class T, int ISA>
-WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, float* z,
-                              float* pick) {
-  const Needs need = needs_of(c, w);
+WK_INLINE RowAcc accumulate_row(const StatsCfg& c, const Needs& need, const T* row, const void* urow,
+                                const RowJob& w, float* z, float* pick) {
   const bool fast = fast_row<ISA>(c, need);
   RowAcc acc;
   int64_t c0 = 0;
@@ -344,7 +344,14 @@ WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow,
     generic_chunk<T, ISA>(c, need, w, row, urow, c0, n, acc, z, pick);
     c0 += n;
   }
-  return finish_row(c, row, urow, w, acc);
+  return acc;
+}
+
+// One position. z and pick are per-thread scratch buffers of kChunk floats.
+template <class T, int ISA>
+WK_INLINE RowResult stats_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, float* z,
+                              float* pick) {
+  return finish_row(c, row, urow, w, accumulate_row<T, ISA>(c, needs_of(c, w), row, urow, w, z, pick));
 }
 
 // Per-thread buffers of the truncated rows: the row's combined logits z and zs = z * (1/T), [V] each.
@@ -352,6 +359,25 @@ struct TruncBufs {
   std::vector<float> z, zs;
   TruncationScratch scratch;
 };
+
+// zb[0, V) = the row's combined logits (CFG, NaN, suppression, prior: combined_logits) and zsb = zb * (1/T),
+// in one read of the input (tempered chunk by chunk while it is in L1).
+template <class T>
+WK_INLINE void materialise_row(const StatsCfg& c, const T* row, const void* urow, const RowJob& w, float* zb,
+                               float* zsb) {
+  const int64_t V = c.vocab;
+  const float it = c.inv_t;
+  for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
+    const int64_t n = min_of(kChunk, V - c0);
+    float* zc = zb + c0;
+    float* zsc = zsb + c0;
+    load_chunk(c, row, urow, c0, n, zc);
+    c.suppress.fill(c0, n, zc, kNegInf);
+    if (w.prior >= c0 && w.prior < c0 + n) zc[w.prior - c0] = zc[w.prior - c0] + w.bias;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) zsc[i] = zc[i] * it;  // tempered while the chunk is in L1
+  }
+}
 
 // A row under top_k / top_p (Dream's truncation): its combined logits are materialised once into
 // tb.z (CFG, NaN, suppression, prior) and tempered into tb.zs in the same pass, the cutoff c found on zs
@@ -367,17 +393,7 @@ WK_INLINE RowResult truncated_row(const StatsCfg& c, const T* row, const void* u
   tb.zs.resize(static_cast<size_t>(V));
   float* zb = tb.z.data();
   float* zsb = tb.zs.data();
-  const float it = c.inv_t;
-  for (int64_t c0 = 0; c0 < V; c0 += kChunk) {
-    const int64_t n = min_of(kChunk, V - c0);
-    float* zc = zb + c0;
-    float* zsc = zsb + c0;
-    load_chunk(c, row, urow, c0, n, zc);
-    c.suppress.fill(c0, n, zc, kNegInf);
-    if (w.prior >= c0 && w.prior < c0 + n) zc[w.prior - c0] = zc[w.prior - c0] + w.bias;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) zsc[i] = zc[i] * it;  // tempered while the chunk is in L1
-  }
+  materialise_row(c, row, urow, w, zb, zsb);
   const float cut = truncation_cutoff(zsb, V, c.top_k, c.top_p, tb.scratch);
 #pragma omp simd
   for (int64_t v = 0; v < V; ++v) zb[v] = zsb[v] >= cut ? zb[v] : kNegInf;

@@ -58,11 +58,16 @@ struct StatsCfg {
   IdList score_sup;     // score_suppress_ids: out of the score / p_cur softmax
   IdList special;       // the union of the three: the fast spans stop before each
   uint32_t step;
-  uint64_t groups;      // ceil(V / 4): Philox counters per position
+  uint64_t groups;      // ceil(V / 4): Philox counters per position (ceil(vocab_total / 4) on a shard)
+  uint64_t ctr0;        // counter of the row's entry 0 within its position (vocab_start / 4 on a shard)
   bool truncate;        // top_k > 0 or top_p < 1: the row goes through truncated_row
   int64_t top_k;
   double top_p;
 };
+
+// The configuration of a call (token_stats.cpp): ids, list views into `a`, Philox layout of one device.
+StatsCfg make_cfg(const StatsArgs& a);
+Storage storage_of(at::ScalarType t);
 
 // What is particular to one position: its Philox key and position, its logit prior.
 struct RowJob {

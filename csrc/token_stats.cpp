@@ -58,6 +58,8 @@ struct StatsJob {
   }
 };
 
+}  // namespace
+
 Storage storage_of(at::ScalarType t) {
   return t == at::kFloat ? Storage::kF32 : t == at::kBFloat16 ? Storage::kBf16 : Storage::kF16;
 }
@@ -85,6 +87,8 @@ StatsCfg make_cfg(const StatsArgs& a) {
   c.truncate = (a.top_k > 0 && a.top_k < c.vocab) || a.top_p < 1.0;
   return c;
 }
+
+namespace {
 
 template <class T>
 void run(const StatsArgs& a, const std::vector<StatsItem>& items, int64_t* x0, float* score, float* p_cur) {
@@ -192,7 +196,8 @@ static void set_prior(StatsArgs& a, const std::optional<at::Tensor>& ids, const 
 StatsArgs make_stats_args(const StatsInput& in) {
   (void)cpu_isa();  // a bad WARMKERN_CPU_ISA fails here, before any work
   check_logits(in.logits, in.uncond);
-  const int64_t B = in.logits.size(0), G = in.logits.size(1), vocab = in.logits.size(2);
+  const int64_t B = in.logits.size(0), G = in.logits.size(1);
+  const int64_t vocab = in.vocab_total > 0 ? in.vocab_total : in.logits.size(2);  // the ids' range
   WK_CHECK_ARG(in.mask_id >= 0 && in.mask_id < vocab, "mask_id", "an id in [0, ", vocab, "), got ", in.mask_id);
   WK_CHECK_ARG(in.temperature >= 0.0, "temperature", "a value >= 0, got ", in.temperature);
   WK_CHECK_ARG(in.temperature == 0.0 || std::isfinite(static_cast<float>(1.0 / in.temperature)), "temperature",

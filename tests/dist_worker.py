@@ -63,17 +63,24 @@ def _shard(t: torch.Tensor | None, start: int, n: int) -> torch.Tensor | None:
     return None if t is None else t[..., start : start + n]
 
 
-def _run_world(world: int, group, rank: int) -> dict:
+CPU_CASES = ("greedy-margin-lists", "sampled-prob-row-seeds", "sampled-entropy-tempered", "cfg-margin", "prior",
+             "k-remask-prior-cfg", "threshold-sampled")  # no top_k / top_p: their rounds are reference-only so far
+
+
+def _run_world(world: int, group, rank: int, backend: str = "reference") -> dict:
+    """Every case on the reference; CPU_CASES with backend="cpu" (the C++ state pass; world 4's shards start off
+    the Philox lanes at 30, 50, 90)."""
     from warmkern import distributed
 
     sizes = SIZES[world]
     start, n = sum(sizes[:rank]), sizes[rank]
     out = {}
-    for i, name in enumerate([*STATS_CASES, *DENOISE_CASES]):
+    names = [*STATS_CASES, *DENOISE_CASES] if backend == "reference" else CPU_CASES
+    for i, name in enumerate(names):
         logits, uncond, x, prov, kw = case_inputs(name)
         total = V if i % 2 else None  # half the calls learn vocab_total with one more all-gather
         common = dict(vocab_start=start, vocab_total=total, group=group, uncond_logits=_shard(uncond, start, n),
-                      mask_id=MASK, backend="reference")
+                      mask_id=MASK, backend=backend)
         if name in STATS_CASES:
             out[name] = distributed.token_stats(_shard(logits, start, n), x, **common, **kw)
         else:
@@ -110,9 +117,11 @@ def main(rank: int, world: int, tmpdir: str) -> None:
         dist.init_process_group("gloo", init_method=f"file://{os.path.join(tmpdir, 'store')}", rank=rank,
                                 world_size=world)
         pair = dist.new_group([0, 1])  # every rank takes part in creating a group
-        results = {4: _run_world(4, None, rank), "errors": _run_mismatches(rank)}
+        results = {4: _run_world(4, None, rank), "errors": _run_mismatches(rank),
+                   ("cpu", 4): _run_world(4, None, rank, "cpu")}
         if rank < 2:
             results[2] = _run_world(2, pair, rank)
+            results[("cpu", 2)] = _run_world(2, pair, rank, "cpu")
         dist.barrier()
         dist.destroy_process_group()
         torch.save(results, os.path.join(tmpdir, f"rank{rank}.pt"))

@@ -66,6 +66,25 @@ def test_denoise_step_leaves_every_rank_with_the_one_process_x(results, case, wo
         assert torch.equal(got_nt, nt) and torch.equal(got_nr, nr), f"rank {rank}"
 
 
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("case", list(W.CPU_CASES))
+def test_the_cpu_state_pass_gives_the_one_process_result_on_every_rank(results, case, world):
+    """backend="cpu": the C++ token_stats_partial on each rank's shard, merged over gloo."""
+    logits, uncond, x, prov, kw = W.case_inputs(case)
+    if case in W.STATS_CASES:
+        want = ops.token_stats(logits, x, **_stats_kw(kw, uncond))
+    else:
+        want = (*ops.denoise_step(logits, x, prov, **_stats_kw(kw, uncond)), x, prov)
+    for rank in RANKS[world]:
+        got = results[rank][("cpu", world)][case]
+        if case in W.STATS_CASES:
+            assert torch.equal(got[0], want[0]), f"rank {rank}: x0"
+            torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6, equal_nan=True)
+            torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-6)
+        else:
+            assert all(torch.equal(a, b) for a, b in zip(got, want)), f"rank {rank}"
+
+
 def test_ranks_that_disagree_all_raise(results):
     for rank in range(4):
         errors = results[rank]["errors"]

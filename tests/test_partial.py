@@ -145,8 +145,8 @@ def test_shard_ops_check_global_ids_and_the_slice():
 def test_a_backend_without_the_shard_kernels_raises_when_asked_for():
     logits, x = torch.randn(1, 2, 10), torch.zeros(1, 2, dtype=torch.int64)
     if backends.unavailable_reason("cpu", logits.device) is None:
-        with pytest.raises(RuntimeError, match="does not implement token_stats_partial"):
-            ops.token_stats_partial(logits, x, vocab_start=0, vocab_total=10, mask_id=3, backend="cpu")
+        with pytest.raises(RuntimeError, match="does not implement truncation_partial"):
+            ops.truncation_partial(logits, vocab_start=0, vocab_total=10, top_k=2, backend="cpu")
     st = ops.token_stats_partial(logits, x, vocab_start=0, vocab_total=10, mask_id=3, backend="auto")
     assert st.shape == (1, 2, len(state.FIELDS))
 

@@ -28,9 +28,12 @@ except Exception as err:  # pragma: no cover - depends on the build
     _IMPORT_ERROR = f"{type(err).__name__}: {err}"
 
 
+CPU_OPS = {name: op for name, op in schema.ALL_OPS.items() if "cpu" in op.backends}  # the ops with a C++ kernel
+
+
 def _registered() -> bool:
     try:
-        return all(hasattr(torch.ops.warmkern_cpu, name) for name in schema.OPS)
+        return all(hasattr(torch.ops.warmkern_cpu, name) for name in CPU_OPS)
     except (AttributeError, RuntimeError):  # pragma: no cover - namespace missing
         return False
 
@@ -55,7 +58,7 @@ def _fake(op: OpSchema) -> Callable[..., Any]:
 
 def _bind(op: OpSchema, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     """Schema-ordered values from a reference-style call (positional prefix, keywords, table defaults)."""
-    values = dict(zip(op.names, args))
+    values = dict(zip([a.name for a in op.args if a.positional], args))  # the public signature's positionals
     values.update(kwargs)
     missing = [a.name for a in op.args if a.name not in values and a.default is REQUIRED]
     if missing:
@@ -79,10 +82,11 @@ def _kernel(op: OpSchema) -> Callable[..., Any]:
 
 
 if _IMPORT_ERROR is None and _registered():
-    for _op in schema.OPS.values():
+    for _op in CPU_OPS.values():
         torch.library.register_fake(f"warmkern_cpu::{_op.name}")(_fake(_op))
 
 warm_embed = _kernel(schema.WARM_EMBED)
 token_stats = _kernel(schema.TOKEN_STATS)
 select = _kernel(schema.SELECT)
 denoise_step = _kernel(schema.DENOISE_STEP)
+token_stats_partial = _kernel(schema.TOKEN_STATS_PARTIAL)
