@@ -109,7 +109,7 @@ def _cutoff_args(cutoff, logits) -> tuple[list, bool]:
     return [cutoff, cutoff.stride(0), cutoff.stride(1)], True
 
 
-def plan(logits, vocab_start, vocab_total, x, *, uncond_logits=None, mask_id, temperature=0.0, score="prob",
+def plan(logits, x, *, vocab_start, vocab_total, uncond_logits=None, mask_id, temperature=0.0, score="prob",
          score_temperature="none", suppress_ids=(), pick_suppress_ids=(), score_suppress_ids=(), cfg_scale=0.0,
          seed=0, row_seeds=None, step=0, step_tensor=None, prior_ids=None, prior_bias=None, cutoff=None,
          position_offset=0, cc=None) -> Plan:
@@ -140,7 +140,7 @@ def plan(logits, vocab_start, vocab_total, x, *, uncond_logits=None, mask_id, te
     return Plan(token_stats_partial_kernel, (b * g,), args, meta, cfg, (out,))
 
 
-def token_stats_partial(logits, vocab_start, vocab_total, x, *, uncond_logits=None, mask_id, temperature=0.0,
+def token_stats_partial(logits, x, *, vocab_start, vocab_total, uncond_logits=None, mask_id, temperature=0.0,
                         score="prob", score_temperature="none", suppress_ids=(), pick_suppress_ids=(),
                         score_suppress_ids=(), cfg_scale=0.0, seed=0, row_seeds=None, step=0, step_tensor=None,
                         prior_ids=None, prior_bias=None, cutoff=None, position_offset=0):
@@ -150,8 +150,8 @@ def token_stats_partial(logits, vocab_start, vocab_total, x, *, uncond_logits=No
     if b * g == 0:
         return torch.empty((b, g, STATE_WIDTH), dtype=torch.float32, device=logits.device)
     with launch.serialised(logits.device):
-        p = plan(logits, vocab_start, vocab_total, x, uncond_logits=uncond_logits, mask_id=mask_id,
-                 temperature=temperature, score=score, score_temperature=score_temperature,
+        p = plan(logits, x, vocab_start=vocab_start, vocab_total=vocab_total, uncond_logits=uncond_logits,
+                 mask_id=mask_id, temperature=temperature, score=score, score_temperature=score_temperature,
                  suppress_ids=tuple(suppress_ids), pick_suppress_ids=tuple(pick_suppress_ids),
                  score_suppress_ids=tuple(score_suppress_ids), cfg_scale=cfg_scale, seed=seed, row_seeds=row_seeds,
                  step=step, step_tensor=step_tensor, prior_ids=prior_ids, prior_bias=prior_bias, cutoff=cutoff,
