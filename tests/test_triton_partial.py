@@ -180,8 +180,9 @@ def test_empty_positions_and_a_explicit_request_on_the_op_path():
 
 
 SASS = """
-import json, torch
-from warmkern.triton import report, token_stats_partial as tp
+import importlib, json, torch
+from warmkern.triton import report
+tp = importlib.import_module("warmkern.triton.token_stats_partial")  # the package re-exports the function
 rows = []
 v = report.LLADA["V"] // 2 + 4  # LLaDA's vocabulary on 2 ranks (rank 1 starts at 63228: an unaligned start too)
 logits = torch.empty(1, 32, v, dtype=torch.bfloat16, device="meta")
