@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from parity import ATOL, NEAR_TIE_RTOL, RTOL
+from test_partial import INF_ROWS  # +inf, tied and dead rows of the spec's own shard tests
 
 from warmkern import launches, ops
 from warmkern.partial import protocol, state
@@ -106,18 +107,6 @@ def test_cfg_prior_cutoff_seeds_and_offsets_field_by_field(case, shard, dtype):
     logits, x, kw = _extra(case, dtype)
     got, want = _both(logits, x, SHARDS[shard], kw)
     assert_states_match(got, want, kw.get("temperature", 0.0) > 0)
-
-
-INF_ROWS = [
-    [1.0, INF, 2.0, 0.5, -1.0, 0.0, 3.0, 2.5],  # one +inf
-    [INF, 0.0, INF, INF, 1.0, 2.0, -INF, 0.0],  # +inf in several shards (3 is the mask)
-    [0.0, 1.0, 2.0, INF, 0.5, 0.0, 0.0, 1.0],  # the mask is +inf
-    [0.0, -INF, -INF, -INF, -INF, -INF, -INF, -INF],  # certain
-    [1.5, 1.5, 1.5, -INF, 1.5, -INF, -INF, -INF],  # a four-way tie across shards
-    [-INF, float("nan"), -INF, INF, -INF, -INF, -INF, -INF],  # dead
-    [0.0, 1.0, 3e38, 2e38, 3e38, 1.0, -3e38, 0.0],  # temperature overflow, exp-sum rescaling over 6e38
-    [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0],  # all tied
-]
 
 
 @pytest.mark.parametrize("score", ["prob", "margin", "entropy"])

@@ -235,6 +235,21 @@ def current_zt(row_ptr, urow_ptr, xcur, V, sp_ptr, n_sp, cfg1, inv_t, prior, bia
 
 
 @triton.jit
+def prior_of(prior_ptr, spr_b, bias_ptr, spr_bias, b64, g64, PRIOR: tl.constexpr):
+    """(prior id, bias) of position (b, g): (-1, 0.0) without a prior (PRIOR 0); PRIOR 1: one float bias
+    (`bias_ptr` holds it), 2: per-row biases bias_ptr[b * spr_bias]."""
+    prior = -1
+    bias = 0.0
+    if PRIOR != 0:
+        prior = tl.load(prior_ptr + b64 * spr_b + g64).to(tl.int32)
+        if PRIOR == 1:
+            bias = bias_ptr
+        else:
+            bias = tl.load(bias_ptr + b64 * spr_bias)
+    return prior, bias
+
+
+@triton.jit
 def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, V, split, nsplit,
                    tiles_per_split, mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b,
                    bias_ptr, spr_bias, top_k, top_p, part_ptr, cnt_ptr, G, HAS_CFG: tl.constexpr,
@@ -252,14 +267,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     row_ptr = logits_ptr + b64 * sl_b + g64 * sl_g
     urow_ptr = uncond_ptr + b64 * su_b + g64 * su_g
     key, row, st = noise_key(seed, seed_stride, step, b, g64, SEED_MODE, STEP_PTR)
-    prior = -1
-    bias = 0.0
-    if HAS_PRIOR:
-        prior = tl.load(prior_ptr + b64 * spr_b + g64).to(tl.int32)
-        if PRIOR == 1:
-            bias = bias_ptr
-        else:
-            bias = tl.load(bias_ptr + b64 * spr_bias)
+    prior, bias = prior_of(prior_ptr, spr_b, bias_ptr, spr_bias, b64, g64, PRIOR)
     cut = float("-inf")
     if TRUNC:
         cut = cutoff(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, top_k, top_p, TOPK, TOPP, HAS_CFG,

@@ -17,7 +17,7 @@ import triton.language as tl
 from warmkern.schema import STATE_WIDTH
 from warmkern.triton import config, launch
 from warmkern.triton.common import noise_key
-from warmkern.triton.stats_pass import add_specials, chunk_state, count_plain_inf, current_zt
+from warmkern.triton.stats_pass import add_specials, chunk_state, count_plain_inf, current_zt, prior_of
 from warmkern.triton.token_stats import MODES, Plan, packed, prior_args
 
 NINF = tl.constexpr(float("-inf"))
@@ -65,14 +65,8 @@ def token_stats_partial_kernel(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x
     row_ptr = logits_ptr + b64 * sl_b + g64 * sl_g
     urow_ptr = uncond_ptr + b64 * su_b + g64 * su_g
     key, row, st = noise_key(seed, seed_stride, step, b64, g64 + position_offset, SEED_MODE, STEP_PTR)
-    prior = -1 - vocab_start  # shard-local ids from here on: a prior elsewhere never lands in a tile
-    bias = 0.0
-    if HAS_PRIOR:
-        prior = tl.load(prior_ptr + b64 * spr_b + g64).to(tl.int32) - vocab_start
-        if PRIOR == 1:
-            bias = bias_ptr
-        else:
-            bias = tl.load(bias_ptr + b64 * spr_bias)
+    prior, bias = prior_of(prior_ptr, spr_b, bias_ptr, spr_bias, b64, g64, PRIOR)
+    prior = prior - vocab_start  # shard-local ids from here on: a prior elsewhere never lands in a tile
     cut = float("-inf")
     if TRUNC:
         cut = tl.load(cut_ptr + b64 * sc_b + g64 * sc_g).to(tl.float32)
