@@ -266,7 +266,7 @@ TOKEN_STATS_PARTIAL = OpSchema(
     (*SHARD_HEAD, _global(X_READ), UNCOND_SHARD, _global(MASK_ID), *STATS_TAIL_SHARD, CUTOFF, POSITION_OFFSET),
     (Output("float32", ("B", "G", STATE_WIDTH)),),
     rules=("score_temperature", "vocab_slice"),
-    backends=("reference", "cpu"),
+    backends=("reference", "cpu", "triton"),
 )
 
 TRUNCATION_PARTIAL = OpSchema(

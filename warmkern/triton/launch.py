@@ -97,6 +97,18 @@ def special_ids(mask_id: int, suppress: tuple[int, ...], pick_suppress: tuple[in
     return _ids(codes, torch.int32, device), len(codes)
 
 
+def shard_special_ids(mask_id: int, suppress: tuple[int, ...], pick_suppress: tuple[int, ...],
+                      score_suppress: tuple[int, ...], vocab_start: int, vocab: int, vocab_total: int,
+                      device: torch.device) -> tuple[torch.Tensor, int]:
+    """`special_ids` of a vocabulary shard [vocab_start, vocab_start + vocab): the global ids' codes that fall in
+    it, shifted to shard-local ids (flags kept), so the shard's loop treats them as the one-device loop does."""
+    if vocab_total >= MAX_CODED_VOCAB:
+        raise ValueError(f"vocab_total: expected a vocabulary below {MAX_CODED_VOCAB} entries, got {vocab_total}")
+    codes = special_codes(mask_id, tuple(suppress), tuple(pick_suppress), tuple(score_suppress))
+    local = tuple(c - 8 * vocab_start for c in codes if vocab_start <= (c >> 3) < vocab_start + vocab)
+    return _ids(local, torch.int32, device), len(local)
+
+
 def fp32(value: float) -> float:
     """The fp32 value of a Python float (what the kernel's fp32 argument holds), without torch."""
     return float(np.float32(value))

@@ -58,7 +58,9 @@ def unpack(w, PACKED: tl.constexpr, BLOCK: tl.constexpr):
 @triton.jit
 def tile_scores(z, inv_t, key, step, row, groups, vs, MODE: tl.constexpr, SAMPLE: tl.constexpr,
                 SCALE_T: tl.constexpr, BLOCK: tl.constexpr):
-    """(zt, pick) of a tile: the softmax input and the value x0 maximises (z/T + Gumbel at T > 0)."""
+    """(zt, pick) of a tile: the softmax input and the value x0 maximises (z/T + Gumbel at T > 0).
+    vs: the tile's first *global* index (Philox counter); SAMPLE == 2 draws entry by entry (a vocabulary
+    shard whose start is not a multiple of 4, so its tiles straddle counter groups)."""
     if MODE == 1:
         z = tl.maximum(z, float("-inf"))  # NaN -> -inf: the running second-best compares with it
     if SCALE_T:
@@ -66,7 +68,10 @@ def tile_scores(z, inv_t, key, step, row, groups, vs, MODE: tl.constexpr, SAMPLE
     else:
         zt = z
     if SAMPLE:
-        pick = z * inv_t + vocab_gumbel(key, step, 0, row, groups, vs, BLOCK)
+        if SAMPLE == 2:
+            pick = z * inv_t + entry_gumbel(key, step, 0, row, groups, vs + tl.arange(0, BLOCK))
+        else:
+            pick = z * inv_t + vocab_gumbel(key, step, 0, row, groups, vs, BLOCK)
     else:
         pick = zt
     return zt, pick
@@ -78,8 +83,8 @@ def tiles_per_iteration(sample: bool) -> int:
 
 
 @triton.jit
-def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut,
-         key, step, row, groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
+def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, vofs, sp_ptr, n_sp, cfg1, inv_t, prior, bias,
+         cut, key, step, row, groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
          MODE: tl.constexpr, PACKED: tl.constexpr, HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr,
          BLOCK: tl.constexpr):
     """Fold one full tile (raw loads) into the lane state; advances the special-id cursor."""
@@ -87,22 +92,22 @@ def fold(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zraw, uraw, vs, sp_ptr, n
     if vs + BLOCK > (sp_next >> 3):  # uniform branch, taken by the few tiles holding a special id
         z, sp_i, sp_next = exclude_specials(z, tl.arange(0, BLOCK), vs, sp_ptr, sp_i, sp_next, n_sp, True, BLOCK)
     z = truncate(add_prior(z, tl.arange(0, BLOCK), vs, prior, bias, HAS_PRIOR, BLOCK), inv_t, cut, TRUNC)
-    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
+    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vofs + vs, MODE, SAMPLE, SCALE_T, BLOCK)
     m, s, acc, t2, best, idx, ztb = tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
     return m, s, acc, t2, best, idx, ztb, sp_i, sp_next
 
 
 @triton.jit
-def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut, key, step, row,
-                HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
+def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, vofs, groups, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut, key,
+                step, row, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr, MODE: tl.constexpr,
                 PACKED: tl.constexpr, HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr, BLOCK: tl.constexpr):
-    """State of tiles [t0, t1) of one position (tile n_full, if reached, is the partial last one).
+    """State of tiles [t0, t1) of one position (tile n_full, if reached, is the partial last one). vofs: the
+    global index of entry 0 (a vocabulary shard's start; 0 on one device), groups: the counter row length.
 
     Software pipeline without register rotation: greedy loops take two tiles per iteration from two
     load buffers, each reloaded (two tiles ahead) right after it is unpacked, so ~24 KB per SM stay
     in flight; T > 0 is issue-bound and keeps its registers: one buffer, one tile ahead.
     """
-    groups = (V + 3) // 4
     m, s, acc, t2, best, idx, ztb = lane_state(BLOCK)
     sp_i, sp_next = skip_codes(sp_ptr, n_sp, t0 * BLOCK)
     te = tl.minimum(t1, n_full)
@@ -124,7 +129,7 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
                 if HAS_CFG:
                     ua = load_tile(urow_ptr, tl.minimum(t + 2, te - 1) * BLOCK, PACKED, BLOCK)
                 m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
-                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, sp_ptr, n_sp, cfg1, inv_t,
+                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, vofs, sp_ptr, n_sp, cfg1, inv_t,
                     prior, bias, cut, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, HAS_PRIOR,
                     TRUNC, BLOCK)
                 zc = zb
@@ -133,7 +138,7 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
                 if HAS_CFG:
                     ub = load_tile(urow_ptr, tl.minimum(t + 3, te - 1) * BLOCK, PACKED, BLOCK)
                 m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
-                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, (t + 1) * BLOCK, sp_ptr, n_sp, cfg1,
+                    m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, (t + 1) * BLOCK, vofs, sp_ptr, n_sp, cfg1,
                     inv_t, prior, bias, cut, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED,
                     HAS_PRIOR, TRUNC, BLOCK)
         t_odd = t0 + 2 * pairs
@@ -149,19 +154,19 @@ def chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
             if HAS_CFG:
                 un = load_tile(urow_ptr, tl.minimum(t + 1, te - 1) * BLOCK, PACKED, BLOCK)
             m, s, acc, t2, best, idx, ztb, sp_i, sp_next = fold(
-                m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, sp_ptr, n_sp, cfg1, inv_t, prior,
+                m, s, acc, t2, best, idx, ztb, sp_i, sp_next, zc, uc, t * BLOCK, vofs, sp_ptr, n_sp, cfg1, inv_t, prior,
                 bias, cut, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T, MODE, PACKED, HAS_PRIOR, TRUNC, BLOCK)
     if t1 > n_full:
         m, s, acc, t2, best, idx, ztb = partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr,
-                                                     urow_ptr, n_full * BLOCK, V, sp_ptr, n_sp, cfg1, inv_t, prior,
-                                                     bias, cut, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T,
+                                                     urow_ptr, n_full * BLOCK, vofs, V, sp_ptr, n_sp, cfg1, inv_t,
+                                                     prior, bias, cut, key, step, row, groups, HAS_CFG, SAMPLE, SCALE_T,
                                                      MODE, HAS_PRIOR, TRUNC, BLOCK)
     return reduce_lanes(m, s, acc, t2, best, idx, ztb, MODE, SAMPLE, BLOCK)
 
 
 @triton.jit
-def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr, vs, V, sp_ptr, n_sp, cfg1, inv_t,
-                 prior, bias, cut, key, step, row, groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
+def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr, vs, vofs, V, sp_ptr, n_sp, cfg1,
+                 inv_t, prior, bias, cut, key, step, row, groups, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr,
                  SCALE_T: tl.constexpr, MODE: tl.constexpr, HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr,
                  BLOCK: tl.constexpr):
     """The last, partial tile of the vocabulary (masked loads; -inf past V)."""
@@ -169,7 +174,7 @@ def partial_tile(m, s, acc, t2, best, idx, ztb, sp_i, sp_next, row_ptr, urow_ptr
                               HAS_PRIOR, True, BLOCK, 1)
     z = tl.reshape(z, [BLOCK])
     z = truncate(z, inv_t, cut, TRUNC)
-    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vs, MODE, SAMPLE, SCALE_T, BLOCK)
+    zt, pick = tile_scores(z, inv_t, key, step, row, groups, vofs + vs, MODE, SAMPLE, SCALE_T, BLOCK)
     return tile_update(m, s, acc, t2, best, idx, ztb, zt, pick, vs, MODE, SAMPLE)
 
 
@@ -192,12 +197,11 @@ def count_plain_inf(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias
 
 
 @triton.jit
-def add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut,
-                 key, step, row, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
+def add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, vofs, groups, sp_ptr, n_sp, cfg1, inv_t, prior,
+                 bias, cut, key, step, row, HAS_CFG: tl.constexpr, SAMPLE: tl.constexpr, SCALE_T: tl.constexpr,
                  HAS_PRIOR: tl.constexpr, TRUNC: tl.constexpr):
     """The special ids, after the loop, by their flags: IN_SOFTMAX ones join the score softmax (and the
-    +inf count), CANDIDATE ones compete for x0 (larger pick, then lower index)."""
-    groups = (V + 3) // 4
+    +inf count), CANDIDATE ones compete for x0 (larger pick, then lower index). vofs, groups: as chunk_state."""
     for i in range(n_sp):
         code = tl.load(sp_ptr + i)
         v = code >> 3
@@ -210,7 +214,7 @@ def add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, sp_ptr,
         n_inf += (zt == float("inf")).to(tl.int32)
         pick = z
         if SAMPLE:
-            pick = z * inv_t + entry_gumbel(key, step, 0, row, groups, v)
+            pick = z * inv_t + entry_gumbel(key, step, 0, row, groups, vofs + v)
         pick = tl.where((code & 2) != 0, pick, float("-inf"))
         take = ((pick > best) | ((pick == best) & (v < idx))) & (pick > float("-inf"))
         best = tl.where(take, pick, best)
@@ -231,6 +235,21 @@ def current_zt(row_ptr, urow_ptr, xcur, V, sp_ptr, n_sp, cfg1, inv_t, prior, bia
 
 
 @triton.jit
+def prior_of(prior_ptr, spr_b, bias_ptr, spr_bias, b64, g64, PRIOR: tl.constexpr):
+    """(prior id, bias) of position (b, g): (-1, 0.0) without a prior (PRIOR 0); PRIOR 1: one float bias
+    (`bias_ptr` holds it), 2: per-row biases bias_ptr[b * spr_bias]."""
+    prior = -1
+    bias = 0.0
+    if PRIOR != 0:
+        prior = tl.load(prior_ptr + b64 * spr_b + g64).to(tl.int32)
+        if PRIOR == 1:
+            bias = bias_ptr
+        else:
+            bias = tl.load(bias_ptr + b64 * spr_bias)
+    return prior, bias
+
+
+@triton.jit
 def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, b, g, V, split, nsplit,
                    tiles_per_split, mask_id, inv_t, cfg1, sp_ptr, n_sp, seed, seed_stride, step, prior_ptr, spr_b,
                    bias_ptr, spr_bias, top_k, top_p, part_ptr, cnt_ptr, G, HAS_CFG: tl.constexpr,
@@ -248,14 +267,7 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     row_ptr = logits_ptr + b64 * sl_b + g64 * sl_g
     urow_ptr = uncond_ptr + b64 * su_b + g64 * su_g
     key, row, st = noise_key(seed, seed_stride, step, b, g64, SEED_MODE, STEP_PTR)
-    prior = -1
-    bias = 0.0
-    if HAS_PRIOR:
-        prior = tl.load(prior_ptr + b64 * spr_b + g64).to(tl.int32)
-        if PRIOR == 1:
-            bias = bias_ptr
-        else:
-            bias = tl.load(bias_ptr + b64 * spr_bias)
+    prior, bias = prior_of(prior_ptr, spr_b, bias_ptr, spr_bias, b64, g64, PRIOR)
     cut = float("-inf")
     if TRUNC:
         cut = cutoff(row_ptr, urow_ptr, V, sp_ptr, n_sp, cfg1, inv_t, prior, bias, top_k, top_p, TOPK, TOPP, HAS_CFG,
@@ -268,9 +280,9 @@ def position_stats(logits_ptr, sl_b, sl_g, uncond_ptr, su_b, su_g, x_ptr, sx_b, 
     n_full = V // BLOCK
     t0 = split * tiles_per_split
     t1 = tl.minimum(t0 + tiles_per_split, (V + BLOCK - 1) // BLOCK)
-    m, s, acc, t2, best, idx, ztb = chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, sp_ptr, n_sp, cfg1, inv_t,
-                                                prior, bias, cut, key, st, row, HAS_CFG, SAMPLE, SCALE_T, MODE,
-                                                PACKED, HAS_PRIOR, TRUNC, BLOCK)
+    m, s, acc, t2, best, idx, ztb = chunk_state(row_ptr, urow_ptr, t0, t1, n_full, V, 0, (V + 3) // 4, sp_ptr, n_sp,
+                                                cfg1, inv_t, prior, bias, cut, key, st, row, HAS_CFG, SAMPLE, SCALE_T,
+                                                MODE, PACKED, HAS_PRIOR, TRUNC, BLOCK)
     done = nsplit <= 1
     if nsplit > 1:
         part = part_ptr + pos * nsplit * 7
@@ -299,9 +311,9 @@ def finish(done, m, s, acc, t2, best, idx, ztb, zt_cur, has_cur, row_ptr, urow_p
                                 HAS_PRIOR, TRUNC, TR, TE)
     # after the loop: key and row need not stay live across it (recomputed, or CSE'd at T > 0)
     key, row, st = noise_key(seed, seed_stride, step, b, g64, SEED_MODE, STEP_PTR)
-    m, s, acc, best, idx, ztb, n_inf = add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, sp_ptr,
-                                                    n_sp, cfg1, inv_t, prior, bias, cut, key, st, row, HAS_CFG,
-                                                    SAMPLE, SCALE_T, HAS_PRIOR, TRUNC)
+    m, s, acc, best, idx, ztb, n_inf = add_specials(m, s, acc, best, idx, ztb, n_inf, row_ptr, urow_ptr, V, 0,
+                                                    (V + 3) // 4, sp_ptr, n_sp, cfg1, inv_t, prior, bias, cut, key,
+                                                    st, row, HAS_CFG, SAMPLE, SCALE_T, HAS_PRIOR, TRUNC)
     u_rand = 0.0
     if MODE == 3:
         u_rand = position_uniform(key, st, 1, row)
